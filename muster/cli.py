@@ -1,0 +1,111 @@
+"""The `muster` command line: thin commands over the library, tables for people, `--json` for scripts.
+
+Errors go to stderr with a non-zero exit code. While a server runs it owns the warehouse file, so
+reading commands ask its API; with no server they read the file directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from muster import __version__
+from muster.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="Muster: see, pay for and govern every AI agent.", no_args_is_help=True)
+err = Console(stderr=True)
+out = Console()
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc), code=2)
+        raise  # unreachable: fail() exits
+
+
+@app.command()
+def serve() -> None:
+    """Run the server: OTLP receivers (gRPC, HTTP), the warehouse writer and the HTTP API."""
+    from muster.server import serve as run_server
+    from warehouse.errors import WarehouseError
+
+    settings = settings_or_exit()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_server(settings)
+    except WarehouseError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc}; choose another port with MUSTER_*_PORT")
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """What has arrived: spans, metric points and log records per service, last ingest, rejects."""
+    from muster.client import MusterClientError, read_status
+
+    settings = settings_or_exit()
+    try:
+        answer = read_status(settings)
+    except MusterClientError as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(answer, default=str))
+        return
+    print_status(answer)
+
+
+@app.command()
+def version() -> None:
+    """Print Muster's version."""
+    out.print(__version__)
+
+
+def print_status(answer: dict) -> None:
+    totals = answer["totals"]
+    out.print(
+        f"[bold]{totals['spans']:,}[/bold] spans, [bold]{totals['metric_points']:,}[/bold] metric points, "
+        f"[bold]{totals['log_records']:,}[/bold] log records, [bold]{totals['rejected']:,}[/bold] rejected; "
+        f"last ingest {when(answer['last_received_at'])} ({answer['source']})"
+    )
+    table = Table("service", "spans", "metric points", "log records", "rejected", "last ingest")
+    for row in answer["services"]:
+        table.add_row(
+            row["service_name"] or "(none)",
+            f"{row['spans']:,}",
+            f"{row['metric_points']:,}",
+            f"{row['log_records']:,}",
+            f"{row['rejected']:,}",
+            when(row["last_received_at"]),
+        )
+    out.print(table)
+    if answer["rejects"]:
+        rejects = Table("signal", "service", "rejected", "reason", title="recent rejects")
+        for row in answer["rejects"]:
+            rejects.add_row(
+                row["signal"], row["service_name"] or "(none)", f"{row['rejected']:,}", row["reason"]
+            )
+        out.print(rejects)
+
+
+def when(value: str | datetime | None) -> str:
+    if value is None:
+        return "never"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()

@@ -1,0 +1,138 @@
+"""`muster serve`: one process that owns the warehouse and runs every component around it.
+
+Start-up, in small named steps: open the warehouse (refused if another server holds it), start the
+writer, start the decode workers, then the listeners (OTLP/gRPC, OTLP/HTTP, API). A runtime file
+`<data dir>/server.json` tells the CLI where the API is. Shutdown runs the same steps backwards,
+so the listeners stop taking data before the writer commits what is queued and the file closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from collector.asgi_server import AsgiServer
+from collector.grpc_receiver import GrpcReceiver
+from collector.http_receiver import http_receiver
+from collector.pipeline import Ingest
+from muster.api import create_app
+from muster.auth import ensure_admin_token
+from muster.settings import Settings
+from warehouse.database import open_warehouse
+from warehouse.writer import Writer
+
+log = logging.getLogger(__name__)
+
+RUNTIME_FILE = "server.json"
+
+
+def runtime_path(data_dir: Path) -> Path:
+    return data_dir / RUNTIME_FILE
+
+
+def read_runtime(data_dir: Path) -> dict | None:
+    """Where a running server listens, as it recorded on start-up; None when none has."""
+    try:
+        return json.loads(runtime_path(data_dir).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class Server:
+    """Everything `muster serve` runs, wired from one `Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ready = False
+        self.ports: dict[str, int] = {}
+        self.warehouse = None  # the DuckDB connection, while running
+        self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def stop(self) -> None:
+        """Ask a running server to shut down; safe to call from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        async with AsyncExitStack() as stack:
+            await self._start(stack)
+            self.ready = True
+            log.info("Muster is ready; data in %s", self.settings.warehouse_path)
+            await self._stop.wait()
+            self.ready = False
+            log.info("stopping")
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        settings = self.settings
+        con = self.warehouse = open_warehouse(settings.warehouse_path)
+        stack.callback(con.close)
+        writer = Writer(con.cursor(), max_rows=settings.commit_max_rows)
+        writer.start()
+        stack.callback(writer.shutdown)
+        ingest = self._ingest(writer)
+        ingest.start()
+        stack.callback(ingest.shutdown)
+        for listener in self._listeners(ingest, con):
+            await listener.start()
+            stack.push_async_callback(listener.shutdown)
+            self.ports[listener.name] = listener.port
+        self._write_runtime(self.ports)
+        stack.callback(runtime_path(settings.data_dir).unlink, missing_ok=True)
+
+    def _ingest(self, writer: Writer) -> Ingest:
+        settings = self.settings
+        return Ingest(
+            writer,
+            decode_workers=settings.decode_workers,
+            max_request_bytes=settings.max_request_bytes,
+            queue_bytes=settings.ingest_queue_bytes,
+            retry_after=settings.retry_after_seconds,
+        )
+
+    def _listeners(self, ingest: Ingest, con) -> list:
+        settings = self.settings
+        api = create_app(
+            cursor=con.cursor,
+            admin_token=ensure_admin_token(settings.data_dir),
+            stats=ingest.stats,
+            ready=lambda: self.ready,
+        )
+        return [
+            GrpcReceiver(
+                ingest,
+                host=settings.host,
+                port=settings.otlp_grpc_port,
+                max_message_bytes=settings.max_request_bytes,
+            ),
+            http_receiver(
+                ingest,
+                host=settings.host,
+                port=settings.otlp_http_port,
+                max_request_bytes=settings.max_request_bytes,
+            ),
+            AsgiServer(api, host=settings.host, port=settings.api_port, name="API"),
+        ]
+
+    def _write_runtime(self, ports: dict[str, int]) -> None:
+        runtime = {"pid": os.getpid(), "host": self.settings.host, "ports": ports}
+        runtime_path(self.settings.data_dir).write_text(json.dumps(runtime))
+
+
+def serve(settings: Settings) -> None:
+    """Run the server until SIGINT or SIGTERM."""
+    server = Server(settings)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop)
+        await server.run()
+
+    asyncio.run(main())

@@ -1,0 +1,95 @@
+"""Muster's settings: one object built at start-up from `MUSTER_*` variables and `muster.toml`.
+
+Precedence, highest first: environment variables (`MUSTER_OTLP_GRPC_PORT=4317`), then the file
+named by `MUSTER_CONFIG` or `./muster.toml` when it exists, then the defaults below, which need no
+file at all. Every setting is listed in docs/configuration.md (a test checks that).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MIB = 1024 * 1024
+
+
+class SettingsError(Exception):
+    """A setting has a value Muster cannot use; the message names the setting and the value."""
+
+
+class Settings(BaseSettings):
+    """Every knob Muster has, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="MUSTER_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(
+        Path("data"), description="Directory holding the warehouse file and the local tokens."
+    )
+    host: str = Field(
+        "127.0.0.1", description="Listen address of every server; 0.0.0.0 receives from other hosts."
+    )
+    otlp_grpc_port: int = Field(
+        4317, ge=0, le=65535, description="OTLP/gRPC receiver port (0 picks a free one)."
+    )
+    otlp_http_port: int = Field(
+        4318, ge=0, le=65535, description="OTLP/HTTP receiver port (0 picks a free one)."
+    )
+    api_port: int = Field(8000, ge=0, le=65535, description="HTTP API port (0 picks a free one).")
+    max_request_bytes: int = Field(
+        64 * MIB, ge=1024, description="Largest OTLP request accepted, measured after decompression."
+    )
+    ingest_queue_bytes: int = Field(
+        256 * MIB,
+        ge=MIB,
+        description="Bytes of requests being decoded or awaiting commit; beyond it exporters are throttled.",
+    )
+    decode_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=0,
+        description="Processes decoding OTLP requests; 0 decodes in a thread of the server process.",
+    )
+    commit_max_rows: int = Field(500_000, ge=1, description="Most rows the writer puts in one group commit.")
+    retry_after_seconds: float = Field(
+        1.0, gt=0, description="Back-off suggested to throttled exporters (RetryInfo / Retry-After)."
+    )
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "muster.duckdb"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("MUSTER_CONFIG", "muster.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning a validation error into one message per bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        value = error.get("input")
+        lines.append(f"invalid setting {name} (MUSTER_{name.upper()}) = {value!r}: {error['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,159 @@
+"""The warehouse writer: group commit, ack after commit, dedupe of retries, failure isolation."""
+
+from __future__ import annotations
+
+from concurrent.futures import wait
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from warehouse.errors import WarehouseError, WriteFailed
+from warehouse.writer import CommitStats, RejectRow, WriteBatch, Writer
+
+NS = 1_000_000_000
+
+
+def spans(ids: list[int], start: int = 1_700_000_000 * NS) -> pa.Table:
+    n = len(ids)
+    return pa.table(
+        {
+            "trace_id": [f"{i:032x}" for i in ids],
+            "span_id": [f"{i:016x}" for i in ids],
+            "name": ["chat gpt-4o"] * n,
+            "kind": ["client"] * n,
+            "start_time": pa.array([start + i for i in ids], pa.int64()).cast(pa.timestamp("ns")),
+            "end_time": pa.array([start + i + 5 for i in ids], pa.int64()).cast(pa.timestamp("ns")),
+            "duration_ns": pa.array([5] * n, pa.int64()),
+            "status_code": ["unset"] * n,
+        }
+    )
+
+
+def count(con: duckdb.DuckDBPyConnection, table: str = "spans") -> int:
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+
+@pytest.fixture
+def writer(warehouse):
+    commits: list[CommitStats] = []
+    w = Writer(warehouse.cursor(), on_commit=commits.append)
+    w.commits = commits
+    w.start()
+    yield w
+    w.shutdown()
+
+
+def test_future_resolves_only_after_the_rows_are_committed(writer, warehouse):
+    done = writer.submit(WriteBatch("spans", spans([1, 2, 3])))
+    done.result(10)
+    assert count(warehouse.cursor()) == 3
+
+
+def test_a_retried_batch_is_stored_once(writer, warehouse):
+    writer.submit(WriteBatch("spans", spans([1, 2, 3]))).result(10)
+    writer.submit(WriteBatch("spans", spans([2, 3, 4]))).result(10)
+    rows = warehouse.execute("SELECT span_id FROM spans ORDER BY span_id").fetchall()
+    assert [int(r[0], 16) for r in rows] == [1, 2, 3, 4]
+
+
+def test_duplicates_inside_one_group_are_stored_once(warehouse):
+    writer = Writer(warehouse.cursor())
+    # Queue before starting, so both batches (and a duplicate within one) land in one group.
+    batches = [WriteBatch("spans", spans([1, 2, 2])), WriteBatch("spans", spans([2, 5]))]
+    for batch in batches:
+        writer._queue.put(batch)
+    writer.start()
+    wait([b.done for b in batches], 10)
+    writer.shutdown()
+    assert count(warehouse) == 3
+
+
+def test_queued_batches_are_committed_together(warehouse):
+    commits: list[CommitStats] = []
+    writer = Writer(warehouse.cursor(), on_commit=commits.append)
+    batches = [WriteBatch("spans", spans([i])) for i in range(1, 51)]
+    for batch in batches:
+        writer._queue.put(batch)
+    writer.start()
+    writer.flush(10)
+    writer.shutdown()
+    assert sum(c.batches for c in commits) == 50
+    assert len(commits) == 1
+    assert commits[0].rows_stored == 50
+
+
+def test_max_rows_splits_groups(warehouse):
+    commits: list[CommitStats] = []
+    writer = Writer(warehouse.cursor(), max_rows=10, on_commit=commits.append)
+    for start in range(0, 40, 5):
+        writer._queue.put(WriteBatch("spans", spans(list(range(start + 1, start + 6)))))
+    writer.start()
+    writer.flush(10)
+    writer.shutdown()
+    assert [c.rows_offered for c in commits] == [10, 10, 10, 10]
+
+
+def test_a_bad_batch_fails_alone_and_the_others_are_stored(warehouse):
+    writer = Writer(warehouse.cursor())
+    bad = spans([7]).set_column(3, "kind", pa.array([None], pa.string()))  # kind is NOT NULL
+    batches = [WriteBatch("spans", spans([1])), WriteBatch("spans", bad), WriteBatch("spans", spans([2]))]
+    for batch in batches:
+        writer._queue.put(batch)
+    writer.start()
+    wait([b.done for b in batches], 10)
+    writer.shutdown()
+    assert batches[0].done.result() is None and batches[2].done.result() is None
+    with pytest.raises(WriteFailed, match="could not store"):
+        batches[1].done.result()
+    assert count(warehouse) == 2
+
+
+def test_rejects_are_recorded_with_the_commit(writer, warehouse):
+    rejects = [RejectRow("traces", "billing-agent", 2, "trace_id must be 16 bytes, got 0")]
+    writer.submit(WriteBatch("spans", spans([1]), rejects)).result(10)
+    writer.submit(WriteBatch("spans", None, rejects)).result(10)
+    rows = warehouse.execute("SELECT signal, service_name, rejected, reason FROM ingest_rejects").fetchall()
+    assert rows == [("traces", "billing-agent", 2, "trace_id must be 16 bytes, got 0")] * 2
+
+
+def test_ingest_seq_increases_per_commit_and_survives_restart(tmp_path):
+    from warehouse.database import open_warehouse
+
+    path = tmp_path / "w.duckdb"
+    con = open_warehouse(path)
+    writer = Writer(con.cursor())
+    writer.start()
+    writer.submit(WriteBatch("spans", spans([1]))).result(10)
+    writer.submit(WriteBatch("spans", spans([2]))).result(10)
+    writer.shutdown()
+    con.close()
+    con = open_warehouse(path)
+    writer = Writer(con.cursor())
+    writer.start()
+    writer.submit(WriteBatch("spans", spans([3]))).result(10)
+    writer.shutdown()
+    assert con.execute("SELECT ingest_seq FROM spans ORDER BY span_id").fetchall() == [(1,), (2,), (3,)]
+    con.close()
+
+
+def test_lifecycle_verbs(warehouse):
+    writer = Writer(warehouse.cursor())
+    writer.shutdown()  # shutdown before start is harmless
+    writer.flush()  # so is flush
+    with pytest.raises(WarehouseError, match="not running"):
+        writer.submit(WriteBatch("spans", spans([1])))
+    writer.start()
+    with pytest.raises(WarehouseError, match="already running"):
+        writer.start()
+    writer.shutdown()
+    writer.shutdown()
+
+
+def test_shutdown_commits_what_is_queued(warehouse):
+    writer = Writer(warehouse.cursor())
+    writer.start()
+    futures = [writer.submit(WriteBatch("spans", spans([i]))) for i in range(1, 21)]
+    writer.shutdown()
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert count(warehouse) == 20
