@@ -80,7 +80,9 @@ class Ingest:
     async def export(self, signal: Signal, body: bytes, fmt: Format, encoding: str | None) -> ExportResult:
         """Store one export durably, or raise an `ExportError` saying why not."""
         size = len(body)
-        if self.stats.queued_bytes + size > self._queue_bytes:
+        # An empty queue admits any request (its size is bounded by max_request_bytes), so a
+        # request larger than the whole budget is slow, not refused forever.
+        if self.stats.queued_bytes and self.stats.queued_bytes + size > self._queue_bytes:
             self.stats.throttled[signal] += 1
             raise Throttled("Muster's ingest queue is full; retry later", retry_after=self._retry_after)
         self.stats.queued_bytes += size

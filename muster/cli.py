@@ -18,7 +18,11 @@ from rich.table import Table
 from muster import __version__
 from muster.settings import Settings, SettingsError, load_settings
 
-app = typer.Typer(help="Muster: see, pay for and govern every AI agent.", no_args_is_help=True)
+app = typer.Typer(
+    help="Muster: see, pay for and govern every AI agent.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold tokens; never print them
+)
 err = Console(stderr=True)
 out = Console()
 
@@ -41,10 +45,10 @@ def settings_or_exit() -> Settings:
 @app.command()
 def serve() -> None:
     """Run the server: OTLP receivers (gRPC, HTTP), the warehouse writer and the HTTP API."""
+    settings = settings_or_exit()
     from muster.server import serve as run_server
     from warehouse.errors import WarehouseError
 
-    settings = settings_or_exit()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         run_server(settings)
@@ -57,9 +61,9 @@ def serve() -> None:
 @app.command()
 def status(as_json: JsonOption = False) -> None:
     """What has arrived: spans, metric points and log records per service, last ingest, rejects."""
+    settings = settings_or_exit()
     from muster.client import MusterClientError, read_status
 
-    settings = settings_or_exit()
     try:
         answer = read_status(settings)
     except MusterClientError as exc:

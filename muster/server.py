@@ -51,6 +51,7 @@ class Server:
         self.ready = False
         self.ports: dict[str, int] = {}
         self.warehouse = None  # the DuckDB connection, while running
+        self.ingest: Ingest | None = None
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -76,7 +77,7 @@ class Server:
         writer = Writer(con.cursor(), max_rows=settings.commit_max_rows)
         writer.start()
         stack.callback(writer.shutdown)
-        ingest = self._ingest(writer)
+        ingest = self.ingest = self._ingest(writer)
         ingest.start()
         stack.callback(ingest.shutdown)
         for listener in self._listeners(ingest, con):

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     )
     ingest_queue_bytes: int = Field(
         256 * MIB,
-        ge=MIB,
+        ge=1024,
         description="Bytes of requests being decoded or awaiting commit; beyond it exporters are throttled.",
     )
     decode_workers: int = Field(
