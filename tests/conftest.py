@@ -51,9 +51,7 @@ class RunningServer:
 def start_server(data_dir: Path, **overrides: object) -> RunningServer:
     from muster.server import Server
 
-    settings = load_settings(
-        data_dir=data_dir, otlp_grpc_port=0, otlp_http_port=0, api_port=0, **overrides
-    )
+    settings = load_settings(data_dir=data_dir, otlp_grpc_port=0, otlp_http_port=0, api_port=0, **overrides)
     server = Server(settings)
     errors: list[BaseException] = []
 

@@ -20,7 +20,9 @@ def status(data_dir, *args):
 
 def send(server) -> None:
     headers = {"Content-Type": "application/x-protobuf"}
-    httpx.post(server.http_url + "/v1/traces", content=trace_request(3, bad=1).SerializeToString(), headers=headers)
+    httpx.post(
+        server.http_url + "/v1/traces", content=trace_request(3, bad=1).SerializeToString(), headers=headers
+    )
     body = trace_request(2, service="billing-agent").SerializeToString()
     httpx.post(server.http_url + "/v1/traces", content=body, headers=headers)
     httpx.post(server.http_url + "/v1/logs", content=logs_request(4).SerializeToString(), headers=headers)

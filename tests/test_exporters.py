@@ -80,27 +80,60 @@ CONVENTIONS = {
 
 EXPECTED = {
     "otel_genai": dict(
-        operation="chat", provider="openai", request_model="gpt-4o", response_model="gpt-4o-2024-08-06",
-        input_tokens=1200, output_tokens=340, total_tokens=1540, cache_read_tokens=1000, reasoning_tokens=100,
-        agent_id="agt-support-01", agent_name="support-triage", conversation_id="conv-42",
-        server_address="api.openai.com", server_port=443,
+        operation="chat",
+        provider="openai",
+        request_model="gpt-4o",
+        response_model="gpt-4o-2024-08-06",
+        input_tokens=1200,
+        output_tokens=340,
+        total_tokens=1540,
+        cache_read_tokens=1000,
+        reasoning_tokens=100,
+        agent_id="agt-support-01",
+        agent_name="support-triage",
+        conversation_id="conv-42",
+        server_address="api.openai.com",
+        server_port=443,
     ),
     "otel_genai_legacy": dict(
-        operation="chat", provider="anthropic", request_model="claude-sonnet-4", input_tokens=800,
-        output_tokens=200, total_tokens=1000,
+        operation="chat",
+        provider="anthropic",
+        request_model="claude-sonnet-4",
+        input_tokens=800,
+        output_tokens=200,
+        total_tokens=1000,
     ),
     "openinference": dict(
-        operation="chat", provider="openai", request_model="gpt-4o-mini", input_tokens=500, output_tokens=50,
-        total_tokens=550, reported_cost_usd=0.0001, agent_name="research-assistant", conversation_id="sess-7",
+        operation="chat",
+        provider="openai",
+        request_model="gpt-4o-mini",
+        input_tokens=500,
+        output_tokens=50,
+        total_tokens=550,
+        reported_cost_usd=0.0001,
+        agent_name="research-assistant",
+        conversation_id="sess-7",
         user_id="u-19",
     ),
     "openllmetry": dict(
-        operation="chat", provider="openai", request_model="gpt-4o", input_tokens=300, output_tokens=20,
-        total_tokens=320, workflow_name="invoice-flow", agent_name="invoice-flow",
+        operation="chat",
+        provider="openai",
+        request_model="gpt-4o",
+        input_tokens=300,
+        output_tokens=20,
+        total_tokens=320,
+        workflow_name="invoice-flow",
+        agent_name="invoice-flow",
     ),
     "openlit": dict(
-        operation="chat", provider="openai", request_model="gpt-4o", input_tokens=90, output_tokens=10,
-        total_tokens=100, reported_cost_usd=0.00125, agent_name="sales-copilot",
+        operation="chat",
+        provider="openai",
+        request_model="gpt-4o",
+        input_tokens=90,
+        output_tokens=10,
+        total_tokens=100,
+        reported_cost_usd=0.00125,
+        agent_name="sales-copilot",
     ),
 }
 
@@ -157,9 +190,22 @@ def test_resource_status_events_and_raw_attributes_are_kept(server, transport):
         " FROM spans WHERE convention = 'otel_genai'"
     )
     assert row == (
-        "support-agent", "customer-care", "1.4.2", "production", "agents-01", "python",
-        "muster.tests", "1.0", "client", "error", "rate limited", "RateLimitError",
-        "agt-support-01", "agents-01", 1, "gen_ai.choice",
+        "support-agent",
+        "customer-care",
+        "1.4.2",
+        "production",
+        "agents-01",
+        "python",
+        "muster.tests",
+        "1.0",
+        "client",
+        "error",
+        "rate limited",
+        "RateLimitError",
+        "agt-support-01",
+        "agents-01",
+        1,
+        "gen_ai.choice",
     )
 
 
@@ -195,5 +241,7 @@ def test_sdk_metrics_and_logs_are_stored(server, transport):
         ("gen_ai.client.token.usage", "histogram", 1, 1200.0, "input"),
         ("gen_ai.client.token.usage", "histogram", 1, 300.0, "output"),
     ]
-    (log_row,) = server.query("SELECT service_name, body, attributes->>'$.\"gen_ai.agent.id\"' FROM log_records")
+    (log_row,) = server.query(
+        "SELECT service_name, body, attributes->>'$.\"gen_ai.agent.id\"' FROM log_records"
+    )
     assert log_row == ("support-agent", '"agent finished"', "agt-1")

@@ -40,11 +40,15 @@ def test_environment_variables_override(monkeypatch):
     monkeypatch.setenv("MUSTER_HOST", "0.0.0.0")
     monkeypatch.setenv("MUSTER_DATA_DIR", "/srv/muster")
     settings = load_settings()
-    assert (settings.otlp_grpc_port, settings.host, settings.data_dir) == (14317, "0.0.0.0", Path("/srv/muster"))
+    assert (settings.otlp_grpc_port, settings.host, settings.data_dir) == (
+        14317,
+        "0.0.0.0",
+        Path("/srv/muster"),
+    )
 
 
 def test_toml_file_is_read_and_environment_wins(monkeypatch, tmp_path):
-    (tmp_path / "muster.toml").write_text('api_port = 9000\notlp_http_port = 14318\n')
+    (tmp_path / "muster.toml").write_text("api_port = 9000\notlp_http_port = 14318\n")
     monkeypatch.setenv("MUSTER_API_PORT", "9100")
     settings = load_settings()
     assert (settings.api_port, settings.otlp_http_port) == (9100, 14318)
@@ -65,7 +69,11 @@ def test_unknown_toml_key_is_refused(tmp_path):
 def test_bad_setting_stops_serve_with_the_message(tmp_path):
     env = {"MUSTER_API_PORT": "99999", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-m", "muster", "serve"], env=env, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "muster", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
         cwd=tmp_path,
     )
     assert result.returncode == 2
