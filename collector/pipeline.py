@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import signal
 from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -124,4 +125,11 @@ class Ingest:
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="muster-decode")
         # gRPC and fork do not mix: a pool forked after gRPC starts dies. Spawn a clean interpreter.
         context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+        return ProcessPoolExecutor(
+            max_workers=self._workers, mp_context=context, initializer=_leave_signals_to_the_server
+        )
+
+
+def _leave_signals_to_the_server() -> None:
+    """Ctrl-C reaches the whole process group; the server, not its workers, decides when to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

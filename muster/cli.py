@@ -75,6 +75,69 @@ def status(as_json: JsonOption = False) -> None:
 
 
 @app.command()
+def simulate(
+    agents: Annotated[int, typer.Option(help="Fleet size.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed for the fleet and its traffic.")] = 7,
+    traces: Annotated[int | None, typer.Option(help="Send exactly this many traces, then stop.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Traces per second (default: 5, or unpaced with --traces).")
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    backfill_days: Annotated[int, typer.Option(help="Spread timestamps over the past N days.")] = 0,
+    grpc_endpoint: Annotated[
+        str | None, typer.Option(help="OTLP/gRPC host:port (default: this Muster's).")
+    ] = None,
+    http_endpoint: Annotated[
+        str | None, typer.Option(help="OTLP/HTTP base URL (default: this Muster's).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A simulated fleet of AI agents exporting real OTLP through the OpenTelemetry SDK; Ctrl-C stops it."""
+    settings = settings_or_exit()
+    import signal
+    import threading
+
+    from muster.simulate import build_fleet, run
+
+    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
+    if grpc_endpoint is None and http_endpoint is None:
+        grpc_endpoint = f"{host}:{settings.otlp_grpc_port}"
+        http_endpoint = f"http://{host}:{settings.otlp_http_port}"
+    if traces is None and rate is None:
+        rate = 5.0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # finish the trace in flight, flush, then report
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        fleet = build_fleet(seed=seed, agents=agents)
+        ledger = run(
+            fleet,
+            grpc_endpoint=grpc_endpoint,
+            http_endpoint=http_endpoint,
+            traces=traces,
+            rate=rate,
+            duration=duration,
+            backfill_days=backfill_days,
+            stop=stop,
+            seed=seed,
+        )
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    summary = ledger.as_dict()
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        out.print(
+            f"sent {summary['traces']:,} traces: {summary['spans']:,} spans, {summary['metric_points']:,} "
+            f"metric points, {summary['log_records']:,} log records from {len(summary['services'])} agents"
+        )
+    if ledger.failed_exports:
+        fail(
+            f"{ledger.failed_exports} exports failed: is Muster running at {grpc_endpoint or http_endpoint}?"
+        )
+
+
+@app.command()
 def version() -> None:
     """Print Muster's version."""
     out.print(__version__)
