@@ -1,7 +1,7 @@
 """The OTLP collector: receivers for gRPC and HTTP, decoding, normalisation, and the ingest pipeline.
 
-    receiver (gRPC | HTTP) → Ingest.export → decode worker (decompress, parse, normalise)
-                           → warehouse Writer (group commit) → answer the exporter
+receiver (gRPC | HTTP) → Ingest.export → decode worker (decompress, parse, normalise)
+                       → warehouse Writer (group commit) → answer the exporter
 """
 
 from collector.errors import (

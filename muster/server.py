@@ -72,7 +72,11 @@ class Server:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         settings = self.settings
-        con = self.warehouse = open_warehouse(settings.warehouse_path)
+        con = self.warehouse = open_warehouse(
+            settings.warehouse_path,
+            memory_limit=settings.warehouse_memory_limit,
+            checkpoint_threshold=settings.checkpoint_threshold,
+        )
         stack.callback(con.close)
         writer = Writer(con.cursor(), max_rows=settings.commit_max_rows)
         writer.start()

@@ -57,6 +57,16 @@ class Settings(BaseSettings):
         description="Processes decoding OTLP requests; 0 decodes in a thread of the server process.",
     )
     commit_max_rows: int = Field(500_000, ge=1, description="Most rows the writer puts in one group commit.")
+    warehouse_memory_limit: str = Field(
+        "512MB",
+        pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory DuckDB may use for its buffers before it spills to disk, e.g. 512MB or 2GiB.",
+    )
+    checkpoint_threshold: str = Field(
+        "1GB",
+        pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Write-ahead log size that triggers a checkpoint; the writer also checkpoints when idle.",
+    )
     retry_after_seconds: float = Field(
         1.0, gt=0, description="Back-off suggested to throttled exporters (RetryInfo / Retry-After)."
     )

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from collector.decode import decompress, parse_protobuf
+from collector.decode import decode, decompress
 from collector.errors import InvalidData, PayloadTooLarge, UnsupportedMediaType
 
 LIMIT = 1024 * 1024
@@ -52,5 +52,6 @@ def test_unknown_encoding_is_unsupported():
 
 
 def test_garbage_protobuf_is_invalid_with_a_message():
-    with pytest.raises(InvalidData, match="ExportTraceServiceRequest"):
-        parse_protobuf("traces", b"\xff\xff\xff\xff garbage")
+    for signal in ("traces", "metrics", "logs"):
+        with pytest.raises(InvalidData, match="not a valid OTLP protobuf"):
+            decode(signal, b"\xff\xff\xff\xff garbage", "protobuf", None, LIMIT)

@@ -18,13 +18,26 @@ from warehouse.errors import MigrationError, WarehouseError, WarehouseLocked
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
-def open_warehouse(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the warehouse at `path` and apply pending migrations."""
+def open_warehouse(
+    path: Path,
+    *,
+    read_only: bool = False,
+    memory_limit: str | None = None,
+    checkpoint_threshold: str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse at `path` and apply pending migrations.
+
+    DuckDB's default checkpoint threshold (16 MiB of WAL) makes nearly every large group commit
+    checkpoint, stalling ingest; the server raises it and checkpoints when the writer is idle.
+    """
+    config = {"memory_limit": memory_limit, "checkpoint_threshold": checkpoint_threshold}
     if read_only and not path.exists():
         raise WarehouseError(f"no warehouse at {path}: start `muster serve` once to create it")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(
+            str(path), read_only=read_only, config={k: v for k, v in config.items() if v is not None}
+        )
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseLocked(

@@ -81,6 +81,7 @@ class _Flush:
 
 
 _STOP = object()
+IDLE_CHECKPOINT_SECONDS = 2.0
 
 
 class Writer:
@@ -97,6 +98,7 @@ class Writer:
         self._max_rows = max_rows
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._dirty = False  # committed since the last checkpoint
         self._thread: threading.Thread | None = None
         self._seq = self._last_seq()
 
@@ -151,11 +153,27 @@ class Writer:
             for marker in markers:
                 marker.done.set_result(None)
 
+    def _next_item(self) -> object:
+        """The next queued item; when none comes for a while, checkpoint the WAL meanwhile."""
+        try:
+            return self._queue.get(timeout=IDLE_CHECKPOINT_SECONDS if self._dirty else None)
+        except queue.Empty:
+            self._checkpoint()
+            return self._queue.get()
+
+    def _checkpoint(self) -> None:
+        # Fold the write-ahead log into the file while nobody waits, rather than in a commit.
+        try:
+            self._con.execute("CHECKPOINT")
+            self._dirty = False
+        except Exception as exc:  # a failed checkpoint loses nothing: the WAL still holds the data
+            log.warning("idle checkpoint failed: %s", exc)
+
     def _take_group(self) -> tuple[list[WriteBatch], list[_Flush], bool]:
         """Block for one item, then take whatever else is queued, up to `max_rows`."""
         group: list[WriteBatch] = []
         markers: list[_Flush] = []
-        item = self._queue.get()
+        item = self._next_item()
         rows = 0
         while True:
             if item is _STOP:
@@ -201,6 +219,7 @@ class Writer:
             stored = sum(self._insert(table, rows) for table, rows in _tables_of(group))
             self._insert_rejects(group)
             con.execute("COMMIT")
+            self._dirty = True
         except BaseException:
             self._seq -= 1
             con.execute("ROLLBACK")

@@ -1,0 +1,1946 @@
+"""Turn decoded OTLP export requests into Arrow tables shaped like the warehouse tables.
+
+One job: OTLP trace, metric and log requests in, one `pyarrow.Table` per request out, whose columns
+are exactly those of `spans`, `metric_points` or `log_records` (warehouse/migrations/001) minus
+`received_at` and `ingest_seq`, which the writer adds. No I/O; every function is pure.
+
+Each table keeps everything the sender sent: the attributes, resource, scope, events and links
+are also stored as JSON, so the canonical columns are an index, never the only copy.
+
+Invalid items are rejected one by one, never the whole request (OTLP partial success). The
+`Normalised` result carries the table and the rejects, aggregated per (service.name, reason).
+
+Spans
+-----
+Rejected: trace_id not 16 bytes or all zero; span_id not 8 bytes or all zero; parent_span_id
+neither empty nor 8 bytes; start or end time unset (0), end before start, or a time beyond what
+a signed 64-bit nanosecond timestamp holds (the warehouse type); an attribute that cannot be
+decoded (invalid UTF-8 — only possible when raw bytes are passed in, since the protobuf parser
+refuses it earlier otherwise). Kept: an empty span name (stored as ""), an unknown kind or status
+code (stored as "unspecified" / "unset"; the raw number is not otherwise kept).
+A link whose trace_id/span_id is invalid is dropped and counted in `dropped_links_count`, not
+the span: a bad reference should not cost the span itself.
+
+GenAI canonical columns follow shared/CONVENTIONS.md, first *present* attribute wins, in the
+order: current OTel GenAI, older OTel, OpenInference, OpenLLMetry/OpenLIT. A winner whose value
+cannot be used (a token count "abc", a list where a name belongs) gives NULL rather than falling
+through to a lower-precedence attribute; the raw attribute stays in `attributes`. Details:
+
+* operation — `gen_ai.operation.name`, `openinference.span.kind`, `llm.request.type`,
+  `traceloop.span.kind`, mapped onto the OTel vocabulary case-insensitively by one alias table
+  (`_OPERATION_ALIASES`): LLM→chat, EMBEDDING/embedding→embeddings, RETRIEVER→retrieval,
+  TOOL/tool→execute_tool, AGENT/agent→invoke_agent, CHAIN/workflow→invoke_workflow,
+  RERANKER/rerank→rerank, completion→text_completion, task→task; GUARDRAIL, EVALUATOR and
+  PROMPT have no OTel equivalent and become guardrail, evaluate, prompt; UNKNOWN gives NULL.
+  Other values are kept, lowercased.
+* provider — `gen_ai.provider.name`, `gen_ai.system`, `llm.provider` (hosting) before
+  `llm.system` (model family), OpenLIT `gen_ai.request.provider`; lowercased, `az.ai.*` becomes
+  `azure.ai.*`, and the usual OpenInference/Traceloop/OpenLIT spellings map to OTel names
+  (`_PROVIDER_ALIASES`: "aws"/"bedrock"→aws.bedrock, "azure"→azure.ai.openai (OpenInference
+  uses it for Azure OpenAI), "google"→gcp.gen_ai (backend unknown), "vertexai"→gcp.vertex_ai,
+  "gemini"/"google.ai.studio"→gcp.gemini, "mistralai"→mistral_ai, "xai"→x_ai, …).
+* tokens — ints from int, double or numeric-string values; negative, fractional, non-finite,
+  boolean or unparsable values give NULL, and so do counts above 2^53 (garbage, and capping
+  them keeps totals far from int64 overflow). total = reported total, else input + output when both
+  are known. Input includes cache, output includes reasoning (CONVENTIONS). Anthropic's API
+  reports input *without* cache; when the provider is anthropic, or the model is a Claude model
+  (Claude on Bedrock/Vertex reports usage the same way), and input < cache_read + cache_write,
+  the instrumentation clearly did not add the cache back, so we do (and recompute a reported
+  total that equals the uncorrected input + output). When input ≥ the cache sum we cannot tell
+  and trust the value. No such correction is made for reasoning tokens.
+* cost — `llm.cost.total`, OpenLIT `gen_ai.usage.cost`, else `llm.cost.prompt` +
+  `llm.cost.completion` when both are present; negative or non-finite gives NULL.
+* agent id — `gen_ai.agent.id`, else resource `gen_ai.main_agent.id`.
+* agent name — `gen_ai.agent.name`, `agent.name`, `traceloop.entity.name` on spans whose
+  `traceloop.span.kind` is agent, `traceloop.workflow.name` (listed in CONVENTIONS), span
+  `gen_ai.application_name` (OpenLIT), then the resource: `gen_ai.main_agent.name` before
+  OpenLIT's `gen_ai.application_name` (span attributes are more specific than the resource; of
+  the two resource names the OTel one names an agent, the OpenLIT one an application).
+* agent version — `gen_ai.agent.version`, `traceloop.entity.version` on agent spans only.
+* tool — `gen_ai.tool.name`, `tool.name`, `traceloop.entity.name` on tool spans;
+  tool_call_id from `gen_ai.tool.call.id`, OpenInference `tool.id` (the call id on tool spans),
+  `tool_call.id`.
+* conversation — `gen_ai.conversation.id`, `session.id`, then the Traceloop association
+  properties apps commonly use (`traceloop.association.properties.{session_id, conversation_id,
+  thread_id, chat_id}`); user — `user.id`, `traceloop.association.properties.{user_id, userId}`.
+* workflow — `gen_ai.workflow.name`, `traceloop.workflow.name`. OpenInference `graph.node.*`
+  names a step inside a graph, not the workflow, so it is not mapped.
+* error_type — `error.type`, else, on a span with status error, the `exception.type` of its
+  first `exception` event (OpenInference and most SDKs record errors only that way).
+* environment — resource `deployment.environment.name`, `deployment.environment`,
+  `gen_ai.environment`, else span `gen_ai.environment` (OpenLIT puts it on spans).
+* service_namespace — resource `service.namespace`, else `openinference.project.name` (the
+  "project" row of CONVENTIONS).
+* Values of text columns that are not strings: numbers and booleans become text ("true"),
+  arrays and maps give NULL.
+
+`convention` says where a span's GenAI attributes came from, judged by the attribute names it
+carries: any OpenInference name → openinference; else OpenLIT-only names (or a resource whose
+`telemetry.sdk.name` is openlit) → openlit; else Traceloop names (`traceloop.*`,
+`llm.request.type`, `llm.usage.*`, `gen_ai.usage.cache_read_input_tokens`, …) → openllmetry;
+else any current OTel GenAI name (`gen_ai.provider.name`, `gen_ai.usage.input_tokens`,
+`gen_ai.agent.*`, …) → otel_genai — also when the older `gen_ai.system` sits beside it, because
+an instrumentation that knows one current name is at least that generation; else an older-only
+name (`gen_ai.system`, `gen_ai.usage.prompt_tokens`) → otel_genai_legacy; else a name common to
+both (`gen_ai.request.model`, `gen_ai.operation.name`) → otel_genai; else NULL (plain HTTP or
+database spans are stored too).
+
+JSON: AnyValue maps to string, bool, int, double; non-finite doubles become "NaN", "Infinity",
+"-Infinity"; bytes become base64; arrays lists; kvlists objects (last duplicate key wins, as for
+attributes); an empty AnyValue null; nesting deeper than 64 levels is replaced by the string
+"<nesting depth limit exceeded>". `string_value_strindex` (profiles only) is stored as
+{"string_value_strindex": n}. Attributes are always an object ("{}" when there are none); events
+and links are NULL when there are none.
+
+Metric points
+-------------
+One row per data point of gauge, sum, histogram, exponential histogram and summary. Rejected: a
+point whose time_unix_nano is 0 or beyond int64; a metric with an empty name (each of its points);
+a metric with no data set at all counts as one rejected item ("metric 'x' has no data"), since it
+has no points to count. A point with neither as_int nor as_double is kept with both NULL (OTLP's
+no-recorded-value flag says why). Exemplars with ids of the wrong length keep the id hex as sent.
+
+Log records
+-----------
+time = time_unix_nano, else observed_time_unix_nano; rejected when both are 0 (or beyond int64),
+or when a non-empty trace_id/span_id has the wrong length. An all-zero trace_id/span_id is the
+"no trace context" value and stored as NULL. An absent body is NULL.
+
+record_hash (metrics, logs) is blake2b-128 over the length-prefixed serialized resource, scope,
+(metric name, type, unit) and the serialized point or record: a retried export hashes the same.
+
+Speed
+-----
+This is the ingest hot path (≥100k spans/s on two cores). Walking upb messages from Python
+costs ~0.2 µs per field access and ~0.4 µs per repeated element, which for a 15-attribute span
+is more than the whole budget. So requests are re-read through *shadow* message classes: copies
+of the OTLP descriptors in a private pool in which every `repeated KeyValue attributes` is a
+`repeated bytes` (same wire format). A span's attributes then arrive as a list of serialized
+KeyValues that C code builds, and a per-request cache decodes each distinct KeyValue once —
+provider, model, agent and service values repeat across spans. Canonical columns come from a
+per-attribute-name-set "plan" (an `itemgetter` over the winning names, cached), and everything
+that can be done per column (number checks, provider/operation mapping, fallbacks, Anthropic
+correction) is done on Arrow arrays after the loop. `normalise_*` also accept the raw request
+bytes: a receiver that passes the body skips both its own parse and our re-serialisation
+(~2–3 µs a span). `bench/normalise.py` measures all this.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from itertools import chain, filterfalse
+from operator import itemgetter
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.logs.v1 import logs_pb2
+from opentelemetry.proto.resource.v1 import resource_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from collector.errors import InvalidData
+
+__all__ = [
+    "LOG_RECORD_SCHEMA",
+    "METRIC_POINT_SCHEMA",
+    "SPAN_SCHEMA",
+    "Normalised",
+    "Reject",
+    "normalise_logs",
+    "normalise_metrics",
+    "normalise_traces",
+]
+
+# --------------------------------------------------------------------------------------------
+# Arrow schemas: the warehouse tables minus received_at and ingest_seq (the writer adds them)
+# --------------------------------------------------------------------------------------------
+
+_TS = pa.timestamp("ns")
+_STR = pa.string()
+
+
+def _schema(*fields: tuple[str, pa.DataType] | tuple[str, pa.DataType, bool]) -> pa.Schema:
+    """Schema from (name, type[, nullable]) triples; NOT NULL warehouse columns say False."""
+    return pa.schema([pa.field(f[0], f[1], nullable=f[2] if len(f) > 2 else True) for f in fields])
+
+
+SPAN_SCHEMA = _schema(
+    ("trace_id", _STR, False),
+    ("span_id", _STR, False),
+    ("parent_span_id", _STR),
+    ("trace_state", _STR),
+    ("flags", pa.uint32()),
+    ("name", _STR, False),
+    ("kind", _STR, False),
+    ("start_time", _TS, False),
+    ("end_time", _TS, False),
+    ("duration_ns", pa.int64(), False),
+    ("status_code", _STR, False),
+    ("status_message", _STR),
+    ("service_name", _STR),
+    ("service_namespace", _STR),
+    ("service_version", _STR),
+    ("service_instance_id", _STR),
+    ("host_name", _STR),
+    ("environment", _STR),
+    ("sdk_language", _STR),
+    ("scope_name", _STR),
+    ("scope_version", _STR),
+    ("convention", _STR),
+    ("operation", _STR),
+    ("provider", _STR),
+    ("request_model", _STR),
+    ("response_model", _STR),
+    ("input_tokens", pa.int64()),
+    ("output_tokens", pa.int64()),
+    ("total_tokens", pa.int64()),
+    ("cache_read_tokens", pa.int64()),
+    ("cache_write_tokens", pa.int64()),
+    ("reasoning_tokens", pa.int64()),
+    ("reported_cost_usd", pa.float64()),
+    ("agent_id", _STR),
+    ("agent_name", _STR),
+    ("agent_version", _STR),
+    ("tool_name", _STR),
+    ("tool_type", _STR),
+    ("tool_call_id", _STR),
+    ("conversation_id", _STR),
+    ("user_id", _STR),
+    ("data_source_id", _STR),
+    ("workflow_name", _STR),
+    ("error_type", _STR),
+    ("server_address", _STR),
+    ("server_port", pa.int64()),
+    ("attributes", _STR),
+    ("resource_attributes", _STR),
+    ("scope_attributes", _STR),
+    ("events", _STR),
+    ("links", _STR),
+    ("dropped_attributes_count", pa.uint32()),
+    ("dropped_events_count", pa.uint32()),
+    ("dropped_links_count", pa.uint32()),
+    ("schema_url", _STR),
+)
+
+METRIC_POINT_SCHEMA = _schema(
+    ("record_hash", _STR, False),
+    ("time", _TS, False),
+    ("start_time", _TS),
+    ("service_name", _STR),
+    ("service_namespace", _STR),
+    ("environment", _STR),
+    ("scope_name", _STR),
+    ("scope_version", _STR),
+    ("metric_name", _STR, False),
+    ("description", _STR),
+    ("unit", _STR),
+    ("metric_type", _STR, False),
+    ("temporality", _STR),
+    ("is_monotonic", pa.bool_()),
+    ("value_double", pa.float64()),
+    ("value_int", pa.int64()),
+    ("count", pa.uint64()),
+    ("sum", pa.float64()),
+    ("min", pa.float64()),
+    ("max", pa.float64()),
+    ("bucket_counts", pa.list_(pa.uint64())),
+    ("explicit_bounds", pa.list_(pa.float64())),
+    ("exponential", _STR),
+    ("quantiles", _STR),
+    ("exemplars", _STR),
+    ("flags", pa.uint32()),
+    ("attributes", _STR),
+    ("resource_attributes", _STR),
+    ("scope_attributes", _STR),
+)
+
+LOG_RECORD_SCHEMA = _schema(
+    ("record_hash", _STR, False),
+    ("time", _TS, False),
+    ("observed_time", _TS),
+    ("service_name", _STR),
+    ("service_namespace", _STR),
+    ("environment", _STR),
+    ("scope_name", _STR),
+    ("scope_version", _STR),
+    ("severity_number", pa.int32()),
+    ("severity_text", _STR),
+    ("event_name", _STR),
+    ("body", _STR),
+    ("trace_id", _STR),
+    ("span_id", _STR),
+    ("flags", pa.uint32()),
+    ("attributes", _STR),
+    ("resource_attributes", _STR),
+    ("scope_attributes", _STR),
+    ("dropped_attributes_count", pa.uint32()),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Result types
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Items of one service refused for one reason."""
+
+    service_name: str | None
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """The accepted items as a table, and what was refused and why."""
+
+    table: pa.Table
+    rejects: tuple[Reject, ...] = ()
+    noun: str = "items"  # "spans", "data points", "log records": for error_message
+
+    @property
+    def rejected(self) -> int:
+        return sum(r.count for r in self.rejects)
+
+    @property
+    def error_message(self) -> str:
+        """Empty when nothing was rejected, else e.g. "2 of 10 spans rejected: <reason> (2)"."""
+        if not self.rejects:
+            return ""
+        by_reason: Counter[str] = Counter()
+        for r in self.rejects:
+            by_reason[r.reason] += r.count
+        reasons = "; ".join(
+            f"{reason} ({n})" for reason, n in sorted(by_reason.items(), key=lambda rn: (-rn[1], rn[0]))
+        )
+        rejected = self.rejected
+        return f"{rejected} of {self.table.num_rows + rejected} {self.noun} rejected: {reasons}"
+
+
+def _rejects(counts: Counter[tuple[str | None, str]]) -> tuple[Reject, ...]:
+    return tuple(
+        Reject(service, reason, n)
+        for (service, reason), n in sorted(counts.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Shadow message classes: OTLP with attributes as raw serialized KeyValues (see "Speed" above)
+# --------------------------------------------------------------------------------------------
+
+_KEYVALUE = ".opentelemetry.proto.common.v1.KeyValue"
+# Message-typed fields read as bytes, decoded lazily by us: (message, field). Nested AnyValues
+# (array and kvlist elements) are bytes too, so that nesting is unwrapped one level at a time
+# under our own depth guard, never by the parser's recursion (whose limit would fail the value).
+_RAW_FIELDS = {
+    ("Span", "status"),
+    ("LogRecord", "body"),
+    ("ArrayValue", "values"),
+    ("KeyValueList", "values"),
+}
+
+
+def _shadow_file(module: Any) -> descriptor_pb2.FileDescriptorProto:
+    """The module's .proto descriptor with attribute lists and `_RAW_FIELDS` turned into bytes."""
+    fdp = descriptor_pb2.FileDescriptorProto()
+    module.DESCRIPTOR.CopyToProto(fdp)
+
+    def patch(message: descriptor_pb2.DescriptorProto) -> None:
+        for field in message.field:
+            is_attributes = field.name == "attributes" and field.type_name == _KEYVALUE
+            if is_attributes or (message.name, field.name) in _RAW_FIELDS:
+                field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+                field.ClearField("type_name")
+        for nested in message.nested_type:
+            patch(nested)
+
+    for message in fdp.message_type:
+        patch(message)
+    return fdp
+
+
+def _shadow_classes() -> dict[str, type[Message]]:
+    # A private pool lets the shadow files keep the real package names without clashing.
+    pool = descriptor_pool.DescriptorPool()
+    for module in (common_pb2, resource_pb2, trace_pb2, logs_pb2):
+        pool.Add(_shadow_file(module))
+    names = ("trace.v1.TracesData", "logs.v1.LogsData", "common.v1.KeyValue", "common.v1.AnyValue")
+    return {
+        name.split(".")[-1]: message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(f"opentelemetry.proto.{name}")
+        )
+        for name in names
+    }
+
+
+_SHADOW = _shadow_classes()
+_ShadowTracesData = _SHADOW["TracesData"]
+_ShadowLogsData = _SHADOW["LogsData"]
+_ShadowKeyValue = _SHADOW["KeyValue"]
+_ShadowAnyValue = _SHADOW["AnyValue"]
+
+
+def _shadow(cls: type[Message], request: Message | bytes | bytearray | memoryview) -> Any:
+    """The request re-read through a shadow class; raw bytes are parsed directly."""
+    raw = (
+        bytes(request) if isinstance(request, bytes | bytearray | memoryview) else request.SerializeToString()
+    )
+    try:
+        return cls.FromString(raw)
+    except DecodeError as exc:
+        raise InvalidData(f"body is not a valid OTLP protobuf export request: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# AnyValue → JSON-ready Python values
+# --------------------------------------------------------------------------------------------
+
+_MAX_DEPTH = 64
+_DEPTH_MARKER = "<nesting depth limit exceeded>"
+_ABSENT = object()  # dict key that is never an attribute name; maps to None for plan getters
+
+
+def _nonfinite(x: float) -> str:
+    if x != x:
+        return "NaN"
+    return "Infinity" if x > 0 else "-Infinity"
+
+
+def _any_value(v: common_pb2.AnyValue, depth: int = 0) -> Any:
+    """A real AnyValue as a JSON-ready value (the slow, general path)."""
+    kind = v.WhichOneof("value")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "int_value":
+        return v.int_value
+    if kind == "double_value":
+        x = v.double_value
+        return x if x - x == 0.0 else _nonfinite(x)
+    if kind == "bool_value":
+        return v.bool_value
+    if kind is None:
+        return None
+    if kind == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode("ascii")
+    if kind == "string_value_strindex":
+        return {"string_value_strindex": v.string_value_strindex}
+    if depth >= _MAX_DEPTH:
+        return _DEPTH_MARKER
+    if kind == "array_value":
+        return [_any_value(x, depth + 1) for x in v.array_value.values]
+    return {kv.key: _any_value(kv.value, depth + 1) for kv in v.kvlist_value.values}
+
+
+def _attribute_dict(kvs: Iterable[common_pb2.KeyValue]) -> dict[str, Any]:
+    """Real KeyValues as a dict; a repeated key keeps its last value."""
+    return {kv.key: _any_value(kv.value) for kv in kvs}
+
+
+class _UndecodableAttribute(ValueError):
+    """A serialized KeyValue that is not valid protobuf (e.g. invalid UTF-8 in a string)."""
+
+
+_unpack_double = struct.Struct("<d").unpack_from
+
+
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    """The varint at b[i:] and the index after it (IndexError when malformed)."""
+    result = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        result |= (c & 0x7F) << shift
+        if c < 0x80:
+            return result, i
+        shift += 7
+        if shift > 63:
+            raise IndexError("varint too long")
+
+
+def _keyvalue_slow(raw: bytes, depth: int = 0) -> tuple[str, Any]:
+    """A serialized KeyValue of any shape, nested values unwrapped under the depth guard."""
+    try:
+        kv = _ShadowKeyValue.FromString(raw)
+    except DecodeError as exc:
+        raise _UndecodableAttribute(str(exc)) from exc
+    return kv.key, _shadow_any_value(kv.value, depth)
+
+
+def _any_value_bytes(raw: bytes, depth: int = 0) -> Any:
+    """A serialized AnyValue (a log body, an array element) as a JSON-ready value."""
+    try:
+        value = _ShadowAnyValue.FromString(raw)
+    except DecodeError as exc:
+        raise _UndecodableAttribute(str(exc)) from exc
+    return _shadow_any_value(value, depth)
+
+
+def _shadow_any_value(v: Any, depth: int) -> Any:
+    """A shadow AnyValue (nested elements still serialized) as a JSON-ready value."""
+    kind = v.WhichOneof("value")
+    if kind == "array_value" or kind == "kvlist_value":
+        if depth >= _MAX_DEPTH:
+            return _DEPTH_MARKER
+        if kind == "array_value":
+            return [_any_value_bytes(x, depth + 1) for x in v.array_value.values]
+        return dict(_keyvalue_slow(x, depth + 1) for x in v.kvlist_value.values)
+    return _any_value(v, depth)
+
+
+def _keyvalue(raw: bytes) -> tuple[str, Any]:
+    """A serialized KeyValue as (key, value).
+
+    Reads the layout every protobuf encoder produces for a scalar attribute — key (field 1),
+    then value (field 2) holding one string, int, double or bool — straight from the bytes,
+    with the one-byte lengths of short values special-cased; anything else (arrays, maps,
+    bytes, unusual layouts, malformed input) goes through `_keyvalue_slow`.
+    """
+    try:
+        if raw[0] == 0x0A and raw[1] < 0x80:
+            p = raw[1] + 2
+            key = raw[2:p].decode()
+            if raw[p] == 0x12:
+                n = len(raw)
+                size = raw[p + 1]
+                q = p + 2
+                if size >= 0x80:
+                    size, q = _varint(raw, p + 1)
+                if q + size == n:
+                    tag = raw[q]
+                    if tag == 0x0A:  # string_value
+                        size = raw[q + 1]
+                        if size < 0x80:
+                            if q + 2 + size == n:
+                                return key, raw[q + 2 :].decode()
+                        else:
+                            size, r = _varint(raw, q + 1)
+                            if r + size == n:
+                                return key, raw[r:].decode()
+                    elif tag == 0x18:  # int_value: two's complement in a 64-bit varint
+                        if size == 2 and raw[q + 1] < 0x80:
+                            return key, raw[q + 1]
+                        if size == 3 and raw[q + 2] < 0x80:
+                            return key, (raw[q + 1] & 0x7F) | (raw[q + 2] << 7)
+                        x, r = _varint(raw, q + 1)
+                        if r == n and not x >> 64:
+                            return key, x - (1 << 64) if x >> 63 else x
+                    elif tag == 0x21 and size == 9:  # double_value
+                        x = _unpack_double(raw, q + 1)[0]
+                        return key, x if x - x == 0.0 else _nonfinite(x)
+                    elif tag == 0x10 and size == 2 and raw[q + 1] < 2:  # bool_value
+                        return key, raw[q + 1] == 1
+    except (IndexError, UnicodeDecodeError):
+        pass
+    return _keyvalue_slow(raw)
+
+
+_UNDECODABLE = object()  # key of the pair cached for a KeyValue that cannot be decoded
+
+
+def _keyvalue_or_marker(raw: bytes) -> tuple[Any, Any]:
+    try:
+        return _keyvalue(raw)
+    except _UndecodableAttribute:
+        return _UNDECODABLE, None
+
+
+class _DecodedAttributes(dict[bytes, tuple[Any, Any]]):
+    """Serialized KeyValue → (key, value), each distinct one decoded once. One per request."""
+
+    __slots__ = ()
+
+    def __missing__(self, raw: bytes) -> tuple[Any, Any]:
+        pair = self[raw] = _keyvalue_or_marker(raw)
+        return pair
+
+    def prime(self, raw_lists: Iterable[Iterable[bytes]]) -> None:
+        """Decode every KeyValue in raw_lists not seen yet, so later lookups never miss.
+
+        Cheaper than decoding on a miss during the row loop: the dict finds the new ones in C
+        and there is no per-miss `__missing__` dispatch.
+        """
+        decode, undecodable = _keyvalue, (_UNDECODABLE, None)
+        for raw in filterfalse(self.__contains__, chain.from_iterable(raw_lists)):
+            try:  # storing it makes a repeat later in the chain a hit
+                self[raw] = decode(raw)
+            except _UndecodableAttribute:
+                self[raw] = undecodable
+
+    def attributes(self, raws: Iterable[bytes]) -> dict[str, Any]:
+        """The KeyValues as a dict (last duplicate wins); _UndecodableAttribute if one is bad."""
+        attrs = dict(map(self.__getitem__, raws))
+        if _UNDECODABLE in attrs:
+            raise _UndecodableAttribute("attribute cannot be decoded")
+        return attrs
+
+
+_dumps = orjson.dumps
+
+
+def _json(value: Any) -> bytes:
+    """JSON text (as UTF-8 bytes, which Arrow takes for string columns)."""
+    return _dumps(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Resource and scope: computed once per block and shared by every row of it
+# --------------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    """A value for a VARCHAR column: strings as they are, numbers and booleans as text."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _first(attrs: dict[str, Any], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if name in attrs:
+            return _text(attrs[name])
+    return None
+
+
+_ENVIRONMENT = ("deployment.environment.name", "deployment.environment", "gen_ai.environment")
+_NAMESPACE = ("service.namespace", "openinference.project.name")
+
+
+@dataclass(frozen=True)
+class _Resource:
+    service_name: str | None
+    service_namespace: str | None
+    service_version: str | None
+    service_instance_id: str | None
+    host_name: str | None
+    environment: str | None
+    sdk_language: str | None
+    main_agent_id: str | None
+    main_agent_name: str | None
+    application_name: str | None
+    is_openlit: bool
+    attributes_json: bytes
+    serialized: bytes  # for record hashes
+    error: str | None = None  # set when the resource's own attributes cannot be decoded
+
+
+def _resource(attrs: dict[str, Any], serialized: bytes, error: str | None = None) -> _Resource:
+    get = attrs.get
+    return _Resource(
+        service_name=_text(get("service.name")),
+        service_namespace=_first(attrs, _NAMESPACE),
+        service_version=_text(get("service.version")),
+        service_instance_id=_text(get("service.instance.id")),
+        host_name=_text(get("host.name")),
+        environment=_first(attrs, _ENVIRONMENT),
+        sdk_language=_text(get("telemetry.sdk.language")),
+        main_agent_id=_text(get("gen_ai.main_agent.id")),
+        main_agent_name=_text(get("gen_ai.main_agent.name")),
+        application_name=_text(get("gen_ai.application_name")),
+        is_openlit=get("telemetry.sdk.name") == "openlit",
+        attributes_json=_json(attrs),
+        serialized=serialized,
+        error=error,
+    )
+
+
+def _shadow_resource(resource: Any, kv: _DecodedAttributes) -> _Resource:
+    try:
+        attrs = kv.attributes(resource.attributes)
+    except _UndecodableAttribute:
+        return _resource({}, b"", "resource attribute cannot be decoded (invalid UTF-8?)")
+    return _resource(attrs, resource.SerializeToString(deterministic=True))
+
+
+@dataclass(frozen=True)
+class _Scope:
+    name: str | None
+    version: str | None
+    attributes_json: bytes
+    serialized: bytes
+    error: str | None = None
+
+
+def _shadow_scope(scope: Any, kv: _DecodedAttributes) -> _Scope:
+    try:
+        attrs = kv.attributes(scope.attributes)
+    except _UndecodableAttribute:
+        return _Scope(None, None, b"{}", b"", "scope attribute cannot be decoded (invalid UTF-8?)")
+    return _Scope(
+        scope.name or None, scope.version or None, _json(attrs), scope.SerializeToString(deterministic=True)
+    )
+
+
+def _real_scope(scope: common_pb2.InstrumentationScope) -> _Scope:
+    return _Scope(
+        scope.name or None,
+        scope.version or None,
+        _json(_attribute_dict(scope.attributes)),
+        scope.SerializeToString(deterministic=True),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# GenAI conventions: where each canonical column comes from
+# --------------------------------------------------------------------------------------------
+
+_TL_ASSOC = "traceloop.association.properties."
+
+# Slot name → attribute names, highest precedence first. Slots that are not columns
+# ("tl_*", "app_name", ...) feed conditional fallbacks resolved per column after the loop.
+_SLOTS: dict[str, tuple[str, ...]] = {
+    "operation": (
+        "gen_ai.operation.name",
+        "openinference.span.kind",
+        "llm.request.type",
+        "traceloop.span.kind",
+    ),
+    "provider": (
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "llm.provider",
+        "llm.system",
+        "gen_ai.request.provider",
+    ),
+    "request_model": (
+        "gen_ai.request.model",
+        "llm.request.model_name",
+        "llm.model_name",
+        "embedding.model_name",
+    ),
+    "response_model": ("gen_ai.response.model", "llm.response.model_name"),
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
+    "output_tokens": (
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "llm.token_count.completion",
+    ),
+    "total_tokens": ("llm.token_count.total", "llm.usage.total_tokens", "gen_ai.usage.total_tokens"),
+    "cache_read_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+        "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.prompt_tokens_details.cached_tokens",
+    ),
+    "cache_write_tokens": (
+        "gen_ai.usage.cache_write.input_tokens",
+        "gen_ai.usage.cache_creation.input_tokens",
+        "llm.token_count.prompt_details.cache_write",
+        "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.prompt_tokens_details.cache_creation_tokens",
+    ),
+    "reasoning_tokens": (
+        "gen_ai.usage.reasoning.output_tokens",
+        "llm.token_count.completion_details.reasoning",
+        "llm.usage.reasoning_tokens",
+        "gen_ai.usage.reasoning_tokens",
+    ),
+    "cost": ("llm.cost.total", "gen_ai.usage.cost"),
+    "cost_prompt": ("llm.cost.prompt",),
+    "cost_completion": ("llm.cost.completion",),
+    "agent_id": ("gen_ai.agent.id",),
+    "agent_name": ("gen_ai.agent.name", "agent.name"),
+    "agent_version": ("gen_ai.agent.version",),
+    "tool_name": ("gen_ai.tool.name", "tool.name"),
+    "tool_type": ("gen_ai.tool.type",),
+    "tool_call_id": ("gen_ai.tool.call.id", "tool.id", "tool_call.id"),
+    "conversation_id": (
+        "gen_ai.conversation.id",
+        "session.id",
+        _TL_ASSOC + "session_id",
+        _TL_ASSOC + "conversation_id",
+        _TL_ASSOC + "thread_id",
+        _TL_ASSOC + "chat_id",
+    ),
+    "user_id": ("user.id", _TL_ASSOC + "user_id", _TL_ASSOC + "userId"),
+    "data_source_id": ("gen_ai.data_source.id",),
+    "workflow_name": ("gen_ai.workflow.name", "traceloop.workflow.name"),
+    "error_type": ("error.type",),
+    "server_address": ("server.address",),
+    "server_port": ("server.port",),
+    "tl_span_kind": ("traceloop.span.kind",),
+    "tl_entity_name": ("traceloop.entity.name",),
+    "tl_entity_version": ("traceloop.entity.version",),
+    "tl_workflow_name": ("traceloop.workflow.name",),
+    "app_name": ("gen_ai.application_name",),
+    "span_environment": ("gen_ai.environment",),
+}
+_SLOT_NAMES = tuple(_SLOTS)
+_SLOT = {name: i for i, name in enumerate(_SLOT_NAMES)}
+
+_OPENINFERENCE = frozenset(
+    {
+        "openinference.span.kind",
+        "llm.model_name",
+        "llm.provider",
+        "llm.system",
+        "llm.request.model_name",
+        "llm.response.model_name",
+        "llm.token_count.prompt",
+        "llm.token_count.completion",
+        "llm.token_count.total",
+        "llm.token_count.prompt_details.cache_read",
+        "llm.token_count.prompt_details.cache_write",
+        "llm.token_count.completion_details.reasoning",
+        "llm.cost.total",
+        "llm.cost.prompt",
+        "llm.cost.completion",
+        "llm.invocation_parameters",
+        "embedding.model_name",
+    }
+)
+_OPENLIT = frozenset(
+    {
+        "gen_ai.usage.cost",
+        "gen_ai.application_name",
+        "gen_ai.environment",
+        "gen_ai.request.provider",
+        "gen_ai.endpoint",
+        "gen_ai.sdk.version",
+        "gen_ai.usage.prompt_tokens_details.cached_tokens",
+        "gen_ai.usage.prompt_tokens_details.cache_creation_tokens",
+    }
+)
+_OPENLLMETRY = frozenset(
+    {
+        "traceloop.span.kind",
+        "traceloop.entity.name",
+        "traceloop.entity.version",
+        "traceloop.entity.path",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "traceloop.workflow.name",
+        "llm.request.type",
+        "llm.usage.total_tokens",
+        "llm.usage.reasoning_tokens",
+        "llm.is_streaming",
+        "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+        *(
+            _TL_ASSOC + k
+            for k in ("session_id", "conversation_id", "thread_id", "chat_id", "user_id", "userId")
+        ),
+    }
+)
+_OTEL_CURRENT = frozenset(
+    {
+        "gen_ai.provider.name",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_write.input_tokens",
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.conversation.id",
+        "gen_ai.agent.id",
+        "gen_ai.agent.name",
+        "gen_ai.agent.version",
+        "gen_ai.agent.description",
+        "gen_ai.tool.name",
+        "gen_ai.tool.type",
+        "gen_ai.tool.call.id",
+        "gen_ai.data_source.id",
+        "gen_ai.workflow.name",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.definitions",
+        "gen_ai.output.type",
+    }
+)
+_OTEL_LEGACY = frozenset(
+    {"gen_ai.system", "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens", "gen_ai.prompt"}
+)
+_OTEL_EITHER = frozenset(
+    {
+        "gen_ai.operation.name",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.response.id",
+        "gen_ai.response.finish_reasons",
+        "gen_ai.request.temperature",
+        "gen_ai.request.max_tokens",
+        "gen_ai.request.top_p",
+        "gen_ai.usage.total_tokens",
+        "gen_ai.usage.reasoning_tokens",
+    }
+)
+# Every attribute name the plans look at: a span's plan depends only on which of these it has.
+_KNOWN = frozenset(
+    {name for names in _SLOTS.values() for name in names}
+    | _OPENINFERENCE
+    | _OPENLIT
+    | _OPENLLMETRY
+    | _OTEL_CURRENT
+    | _OTEL_LEGACY
+    | _OTEL_EITHER
+)
+
+
+def _convention(names: frozenset[str]) -> str | None:
+    """Which convention a span's GenAI attributes came from, judged by their names."""
+    if not names.isdisjoint(_OPENINFERENCE):
+        return "openinference"
+    if not names.isdisjoint(_OPENLIT):
+        return "openlit"
+    if not names.isdisjoint(_OPENLLMETRY):
+        return "openllmetry"
+    if not names.isdisjoint(_OTEL_CURRENT):
+        return "otel_genai"
+    if not names.isdisjoint(_OTEL_LEGACY):
+        return "otel_genai_legacy"
+    if not names.isdisjoint(_OTEL_EITHER):
+        return "otel_genai"
+    return None
+
+
+# A plan maps the set of known names a span carries to (getter of each slot's winning attribute,
+# convention). Few distinct sets occur (one per instrumentation and span type), so plans are
+# cached for the life of the process; the cap only guards against a sender inventing sets.
+_Plan = tuple[Callable[[dict[Any, Any]], tuple[Any, ...]], str | None]
+_PLANS: dict[frozenset[str], _Plan] = {}
+_MAX_PLANS = 4096
+
+
+_NO_SLOTS = (None,) * len(_SLOTS)
+
+
+def _no_slots(attrs: dict[Any, Any]) -> tuple[Any, ...]:
+    return _NO_SLOTS
+
+
+def _plan(names: frozenset[str]) -> _Plan:
+    winners = [next((n for n in sources if n in names), _ABSENT) for sources in _SLOTS.values()]
+    getter = _no_slots if all(w is _ABSENT for w in winners) else itemgetter(*winners)
+    plan = (getter, _convention(names))
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[names] = plan
+    return plan
+
+
+_OPERATION_ALIASES = {
+    # OpenInference span kinds
+    "llm": "chat",
+    "embedding": "embeddings",
+    "retriever": "retrieval",
+    "tool": "execute_tool",
+    "agent": "invoke_agent",
+    "chain": "invoke_workflow",
+    "reranker": "rerank",
+    "guardrail": "guardrail",
+    "evaluator": "evaluate",
+    "prompt": "prompt",
+    "unknown": None,
+    # Traceloop llm.request.type and traceloop.span.kind
+    "completion": "text_completion",
+    "workflow": "invoke_workflow",
+    "task": "task",
+    # other spellings seen in gen_ai.operation.name (OpenLIT, older instrumentations)
+    "embed": "embeddings",
+    "retrieve": "retrieval",
+    "tools": "execute_tool",
+}
+
+
+def _operation(value: str) -> str | None:
+    lowered = value.strip().lower()
+    return _OPERATION_ALIASES.get(lowered, lowered or None)
+
+
+_PROVIDER_ALIASES = {
+    "aws": "aws.bedrock",
+    "bedrock": "aws.bedrock",
+    "aws_bedrock": "aws.bedrock",
+    "amazon_bedrock": "aws.bedrock",
+    "azure": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "azureopenai": "azure.ai.openai",
+    "azure-openai": "azure.ai.openai",
+    "azure_ai_inference": "azure.ai.inference",
+    "google": "gcp.gen_ai",
+    "vertexai": "gcp.vertex_ai",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertex-ai": "gcp.vertex_ai",
+    "google_vertexai": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+    "google.ai.studio": "gcp.gemini",
+    "google_genai": "gcp.gemini",
+    "mistralai": "mistral_ai",
+    "mistral": "mistral_ai",
+    "xai": "x_ai",
+    "x.ai": "x_ai",
+    "watsonx": "ibm.watsonx.ai",
+    "ibm": "ibm.watsonx.ai",
+    "ibm.watson.ai": "ibm.watsonx.ai",
+    "ibm_watsonx": "ibm.watsonx.ai",
+    "moonshot": "moonshot_ai",
+    "moonshotai": "moonshot_ai",
+}
+
+
+def _provider(value: str) -> str | None:
+    lowered = value.strip().lower()
+    if lowered.startswith("az.ai."):
+        return "azure.ai." + lowered[6:]
+    return _PROVIDER_ALIASES.get(lowered, lowered or None)
+
+
+# --------------------------------------------------------------------------------------------
+# Column helpers: per-column work done once on Arrow arrays instead of once per span
+# --------------------------------------------------------------------------------------------
+
+_NONE_TYPE = type(None)
+_JUST_NONE = {_NONE_TYPE}
+# Counts beyond 2^53 are not token counts but garbage; capping them also keeps sums of a few
+# counts (totals, the Anthropic correction) far from int64 overflow.
+_MAX_COUNT = 1 << 53
+_INT_TYPES = {int, _NONE_TYPE}
+_FLOAT_TYPES = {float, int, _NONE_TYPE}
+_INT64_MAX = (1 << 63) - 1
+
+
+def _text_array(values: tuple[Any, ...] | list[Any]) -> pa.Array:
+    """A string column; values that are not strings go through `_text`."""
+    try:
+        return pa.array(values, _STR)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([_text(v) for v in values], _STR)
+
+
+def _count(value: Any) -> int | None:
+    """A count from an int, integral double or numeric string; None when not a plausible count."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            try:
+                value = float(value)
+            except ValueError:
+                return None
+    if isinstance(value, float):
+        if not value.is_integer():  # also False for NaN and ±inf
+            return None
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= _MAX_COUNT:
+        return value
+    return None
+
+
+def _count_array(values: tuple[Any, ...] | list[Any]) -> pa.Array:
+    types = set(map(type, values))
+    if types == _JUST_NONE:
+        return pa.nulls(len(values), pa.int64())
+    if types <= _INT_TYPES:
+        try:
+            arr = pa.array(values, pa.int64())
+        except OverflowError:  # beyond int64: the per-value path turns it into NULL
+            return pa.array([_count(v) for v in values], pa.int64())
+        low, high = pc.min_max(arr).values()
+        if low.as_py() < 0 or high.as_py() > _MAX_COUNT:
+            arr = pc.if_else(pc.or_(pc.less(arr, _I64_0), pc.greater(arr, _I64_MAX_COUNT)), _NULL_I64, arr)
+        return arr
+    return pa.array([_count(v) for v in values], pa.int64())
+
+
+def _amount(value: Any) -> float | None:
+    """A cost from a number or numeric string; None when negative, non-finite or not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and value >= 0 and value - value == 0:
+        return float(value)
+    return None
+
+
+def _amount_array(values: tuple[Any, ...] | list[Any]) -> pa.Array:
+    types = set(map(type, values))
+    if types == _JUST_NONE:
+        return pa.nulls(len(values), pa.float64())
+    if types <= _FLOAT_TYPES:
+        arr = pa.array(values, pa.float64())
+        if pc.min(arr).as_py() < 0:
+            arr = pc.if_else(pc.less(arr, _F64_0), _NULL_F64, arr)
+        return arr
+    return pa.array([_amount(v) for v in values], pa.float64())
+
+
+def _mapped(arr: pa.Array, fn: Callable[[str], str | None]) -> pa.Array:
+    """fn applied to each distinct value of a string array (few distinct, many rows)."""
+    if arr.null_count == len(arr):
+        return arr
+    encoded = pc.dictionary_encode(arr)
+    mapped = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], _STR)
+    return pc.take(mapped, encoded.indices)
+
+
+def _constant(blocks: list[tuple[int, Any]], value_of: Callable[[Any], Any], type_: pa.DataType) -> pa.Array:
+    """A column of per-block constants: value_of(block) repeated for each row of the block."""
+    parts = []
+    for n, block in blocks:
+        value = value_of(block)
+        parts.append(pa.nulls(n, type_) if value is None else pa.repeat(pa.scalar(value, type_), n))
+    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+
+
+def _coalesce(first: pa.Array, *rest: pa.Array) -> pa.Array:
+    """The first non-null value per row; skips the work when the first column is complete."""
+    return first if first.null_count == 0 else pc.coalesce(first, *rest)
+
+
+def _null_unless(cond: pa.Array, values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.fill_null(cond, _FALSE), values, pa.nulls(1, values.type)[0])
+
+
+# Typed Arrow scalars for compute calls: an untyped Python value makes pyarrow infer a type,
+# which costs ~0.1 ms per call (it tries optional imports each time).
+_I32_0 = pa.scalar(0, pa.int32())
+_I32_6 = pa.scalar(6, pa.int32())
+_I64_0 = pa.scalar(0, pa.int64())
+_F64_0 = pa.scalar(0.0, pa.float64())
+_NULL_I64 = pa.scalar(None, pa.int64())
+_I64_MAX_COUNT = pa.scalar(_MAX_COUNT, pa.int64())
+_NULL_F64 = pa.scalar(None, pa.float64())
+_FALSE = pa.scalar(False, pa.bool_())
+_S_AGENT = pa.scalar("agent", _STR)
+_S_TOOL = pa.scalar("tool", _STR)
+_S_OPENLIT = pa.scalar("openlit", _STR)
+_S_ANTHROPIC = pa.scalar("anthropic", _STR)
+_OTEL_CONVENTIONS = pa.array(["otel_genai", "otel_genai_legacy"], _STR)
+
+
+def _table(schema: pa.Schema, columns: dict[str, pa.Array]) -> pa.Table:
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+# --------------------------------------------------------------------------------------------
+# Traces
+# --------------------------------------------------------------------------------------------
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+_KIND_NAMES = pa.array(["unspecified", "internal", "server", "client", "producer", "consumer"], _STR)
+_STATUS_NAMES = {0: "unset", 1: "ok", 2: "error"}
+
+
+def _id_problem(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> str:
+    """Why a span's ids are invalid (called only once they are known to be)."""
+    if len(trace_id) != 16:
+        return f"trace_id must be 16 bytes, got {len(trace_id)}"
+    if trace_id == _ZERO_TRACE:
+        return "trace_id must not be all zeros"
+    if len(span_id) != 8:
+        return f"span_id must be 8 bytes, got {len(span_id)}"
+    if span_id == _ZERO_SPAN:
+        return "span_id must not be all zeros"
+    return f"parent_span_id must be empty or 8 bytes, got {len(parent_span_id)}"
+
+
+def _time_problem(start: int, end: int) -> str:
+    if start == 0:
+        return "start_time_unix_nano must be set"
+    if end == 0:
+        return "end_time_unix_nano must be set"
+    if end < start:
+        return "end_time_unix_nano is before start_time_unix_nano"
+    return "timestamp is beyond the year 2262 (int64 nanoseconds)"
+
+
+class _DecodedStatuses(dict[bytes, tuple[str, str | None]]):
+    """Serialized Status → (status_code text, message or None). One per request."""
+
+    __slots__ = ()
+
+    def __missing__(self, raw: bytes) -> tuple[str, str | None]:
+        try:
+            status = trace_pb2.Status.FromString(raw)
+        except DecodeError as exc:
+            raise _UndecodableAttribute(str(exc)) from exc
+        pair = self[raw] = (_STATUS_NAMES.get(status.code, "unset"), status.message or None)
+        return pair
+
+
+def _events_json(events: Any, kv: _DecodedAttributes, want_exception: bool) -> tuple[bytes, Any]:
+    """Span events as a JSON array, and the first exception event's exception.type if wanted."""
+    out = []
+    exception_type = None
+    for e in events:
+        attrs = kv.attributes(e.attributes)
+        out.append(
+            {
+                "time_unix_nano": e.time_unix_nano,
+                "name": e.name,
+                "attributes": attrs,
+                "dropped_attributes_count": e.dropped_attributes_count,
+            }
+        )
+        if want_exception and exception_type is None and e.name == "exception":
+            exception_type = attrs.get("exception.type")
+    return _json(out), exception_type
+
+
+def _links_json(links: Any, kv: _DecodedAttributes) -> tuple[bytes | None, int]:
+    """Valid links as a JSON array (None when none survive), and how many invalid ones were dropped."""
+    out = []
+    for link in links:
+        tid, sid = link.trace_id, link.span_id
+        if len(tid) != 16 or tid == _ZERO_TRACE or len(sid) != 8 or sid == _ZERO_SPAN:
+            continue
+        out.append(
+            {
+                "trace_id": tid.hex(),
+                "span_id": sid.hex(),
+                "trace_state": link.trace_state,
+                "attributes": kv.attributes(link.attributes),
+                "flags": link.flags,
+                "dropped_attributes_count": link.dropped_attributes_count,
+            }
+        )
+    return (_json(out) if out else None), len(links) - len(out)
+
+
+# Fields of a span row. The GenAI slots of the span go to a parallel list, one tuple per span.
+_SPAN_ROW = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "trace_state",
+    "flags",
+    "name",
+    "kind",
+    "start_time",
+    "end_time",
+    "status_code",
+    "status_message",
+    "attributes",
+    "events",
+    "links",
+    "dropped_attributes_count",
+    "dropped_events_count",
+    "dropped_links_count",
+    "exception_type",
+    "convention",
+)
+
+
+def _append_span_rows(
+    spans: Any,
+    kv: _DecodedAttributes,
+    statuses: _DecodedStatuses,
+    rows: list[tuple[Any, ...]],
+    slot_rows: list[tuple[Any, ...]],
+    rejects: Counter[tuple[str | None, str]],
+    service: str | None,
+) -> None:
+    """Append a row (and a slot tuple) per valid span of a ScopeSpans; count the invalid ones.
+
+    Deliberately one flat loop with locals: at ~100k spans/s every call and attribute lookup
+    shows. Column-wide work (numbers, mappings, fallbacks) happens later, once per column.
+    """
+    spans = list(spans)  # keep the wrappers: each iteration of the container makes new ones
+    raw_lists = [list(s.attributes) for s in spans]
+    kv.prime(raw_lists)
+    plans, make_plan, known = _PLANS, _plan, _KNOWN.intersection
+    decoded = kv.__getitem__
+    dumps = _dumps
+    zero_trace, zero_span, int64_max, undecodable, absent = (
+        _ZERO_TRACE,
+        _ZERO_SPAN,
+        _INT64_MAX,
+        _UNDECODABLE,
+        _ABSENT,
+    )
+    append, append_slots = rows.append, slot_rows.append
+    for s, raws in zip(spans, raw_lists, strict=True):
+        tid = s.trace_id
+        sid = s.span_id
+        pid = s.parent_span_id
+        if (
+            len(tid) != 16
+            or tid == zero_trace
+            or len(sid) != 8
+            or sid == zero_span
+            or (pid and len(pid) != 8)
+        ):
+            rejects[service, _id_problem(tid, sid, pid)] += 1
+            continue
+        start = s.start_time_unix_nano
+        end = s.end_time_unix_nano
+        if not 0 < start <= end <= int64_max:
+            rejects[service, _time_problem(start, end)] += 1
+            continue
+        attrs = dict(map(decoded, raws))
+        try:
+            if undecodable in attrs:
+                raise _UndecodableAttribute("attribute cannot be decoded")
+            status = s.status
+            code, message = statuses[status] if status else ("unset", None)
+            events = s.events
+            exception_type = None
+            if events:
+                events_json, exception_type = _events_json(events, kv, code == "error")
+            else:
+                events_json = None
+            links = s.links
+            dropped_links = s.dropped_links_count
+            if links:
+                links_json, invalid_links = _links_json(links, kv)
+                dropped_links += invalid_links
+            else:
+                links_json = None
+        except _UndecodableAttribute:
+            rejects[service, "attribute or status cannot be decoded (invalid UTF-8?)"] += 1
+            continue
+        names = known(attrs)
+        plan = plans.get(names) or make_plan(names)
+        attrs_json = dumps(attrs)
+        attrs[absent] = None  # lets the plan's itemgetter return None for absent slots
+        append_slots(plan[0](attrs))
+        append(
+            (
+                tid.hex(),
+                sid.hex(),
+                pid.hex() if pid else None,
+                s.trace_state or None,
+                s.flags,
+                s.name,
+                s.kind,
+                start,
+                end,
+                code,
+                message,
+                attrs_json,
+                events_json,
+                links_json,
+                s.dropped_attributes_count,
+                s.dropped_events_count,
+                dropped_links,
+                exception_type,
+                plan[1],
+            )
+        )
+
+
+def normalise_traces(request: ExportTraceServiceRequest | bytes) -> Normalised:
+    """The request's valid spans as a table shaped like `spans`, and the rejected ones counted.
+
+    `request` may also be the serialized request (e.g. the gRPC/HTTP body), which skips one
+    re-serialisation; undecodable bytes raise InvalidData.
+    """
+    data = _shadow(_ShadowTracesData, request)
+    kv = _DecodedAttributes()
+    statuses = _DecodedStatuses()
+    rows: list[tuple[Any, ...]] = []
+    slot_rows: list[tuple[Any, ...]] = []
+    blocks: list[tuple[int, tuple[_Resource, _Scope, str | None]]] = []
+    rejects: Counter[tuple[str | None, str]] = Counter()
+    for rs in data.resource_spans:
+        resource = _shadow_resource(rs.resource, kv)
+        for ss in rs.scope_spans:
+            spans = ss.spans
+            if not spans:
+                continue
+            scope = _shadow_scope(ss.scope, kv)
+            error = resource.error or scope.error
+            if error:
+                rejects[resource.service_name, error] += len(spans)
+                continue
+            before = len(rows)
+            _append_span_rows(spans, kv, statuses, rows, slot_rows, rejects, resource.service_name)
+            if len(rows) > before:
+                blocks.append((len(rows) - before, (resource, scope, ss.schema_url or rs.schema_url or None)))
+    return Normalised(_span_table(rows, slot_rows, blocks), _rejects(rejects), "spans")
+
+
+def _span_table(
+    rows: list[tuple[Any, ...]], slot_rows: list[tuple[Any, ...]], blocks: list[tuple[int, Any]]
+) -> pa.Table:
+    if not rows:
+        return SPAN_SCHEMA.empty_table()
+    head = dict(zip(_SPAN_ROW, zip(*rows, strict=True), strict=True))
+    slot = dict(zip(_SLOT_NAMES, zip(*slot_rows, strict=True), strict=True))
+
+    def resource(attr: str, type_: pa.DataType = _STR) -> pa.Array:
+        return _constant(blocks, lambda b: getattr(b[0], attr), type_)
+
+    def text(name: str) -> pa.Array:
+        return _text_array(slot[name])
+
+    start = pa.array(head["start_time"], pa.int64())
+    end = pa.array(head["end_time"], pa.int64())
+    kinds = pa.array(head["kind"], pa.int32())
+    kinds = pc.if_else(pc.and_(pc.greater_equal(kinds, _I32_0), pc.less(kinds, _I32_6)), kinds, _I32_0)
+
+    tl_kind = text("tl_span_kind")
+    is_agent_span = pc.equal(tl_kind, _S_AGENT)
+    is_tool_span = pc.equal(tl_kind, _S_TOOL)
+    tl_entity = text("tl_entity_name")
+    provider = _mapped(text("provider"), _provider)
+    request_model = text("request_model")
+    response_model = text("response_model")
+    tokens = _token_columns(slot, provider, request_model, response_model)
+    cost = _amount_array(slot["cost"])
+    if cost.null_count:
+        cost = pc.coalesce(
+            cost, pc.add(_amount_array(slot["cost_prompt"]), _amount_array(slot["cost_completion"]))
+        )
+    convention = _text_array(head["convention"])
+    if any(b[0].is_openlit for _, b in blocks):
+        convention = pc.if_else(
+            pc.and_(resource("is_openlit", pa.bool_()), pc.is_in(convention, value_set=_OTEL_CONVENTIONS)),
+            _S_OPENLIT,
+            convention,
+        )
+    columns = {
+        "trace_id": pa.array(head["trace_id"], _STR),
+        "span_id": pa.array(head["span_id"], _STR),
+        "parent_span_id": pa.array(head["parent_span_id"], _STR),
+        "trace_state": _text_array(head["trace_state"]),
+        "flags": pa.array(head["flags"], pa.uint32()),
+        "name": pa.array(head["name"], _STR),
+        "kind": pc.take(_KIND_NAMES, kinds),
+        "start_time": start.cast(_TS),
+        "end_time": end.cast(_TS),
+        "duration_ns": pc.subtract(end, start),
+        "status_code": pa.array(head["status_code"], _STR),
+        "status_message": _text_array(head["status_message"]),
+        "service_name": resource("service_name"),
+        "service_namespace": resource("service_namespace"),
+        "service_version": resource("service_version"),
+        "service_instance_id": resource("service_instance_id"),
+        "host_name": resource("host_name"),
+        "environment": _coalesce(resource("environment"), text("span_environment")),
+        "sdk_language": resource("sdk_language"),
+        "scope_name": _constant(blocks, lambda b: b[1].name, _STR),
+        "scope_version": _constant(blocks, lambda b: b[1].version, _STR),
+        "convention": convention,
+        "operation": _mapped(text("operation"), _operation),
+        "provider": provider,
+        "request_model": request_model,
+        "response_model": response_model,
+        **tokens,
+        "reported_cost_usd": cost,
+        "agent_id": _coalesce(text("agent_id"), resource("main_agent_id")),
+        "agent_name": _coalesce(
+            text("agent_name"),
+            _null_unless(is_agent_span, tl_entity),
+            text("tl_workflow_name"),
+            text("app_name"),
+            resource("main_agent_name"),
+            resource("application_name"),
+        ),
+        "agent_version": _coalesce(
+            text("agent_version"), _null_unless(is_agent_span, text("tl_entity_version"))
+        ),
+        "tool_name": _coalesce(text("tool_name"), _null_unless(is_tool_span, tl_entity)),
+        "tool_type": text("tool_type"),
+        "tool_call_id": text("tool_call_id"),
+        "conversation_id": text("conversation_id"),
+        "user_id": text("user_id"),
+        "data_source_id": text("data_source_id"),
+        "workflow_name": text("workflow_name"),
+        "error_type": _coalesce(text("error_type"), _text_array(head["exception_type"])),
+        "server_address": text("server_address"),
+        "server_port": _count_array(slot["server_port"]),
+        "attributes": pa.array(head["attributes"], _STR),
+        "resource_attributes": resource("attributes_json"),
+        "scope_attributes": _constant(blocks, lambda b: b[1].attributes_json, _STR),
+        "events": _text_array(head["events"]),
+        "links": _text_array(head["links"]),
+        "dropped_attributes_count": pa.array(head["dropped_attributes_count"], pa.uint32()),
+        "dropped_events_count": pa.array(head["dropped_events_count"], pa.uint32()),
+        "dropped_links_count": pa.array(head["dropped_links_count"], pa.uint32()),
+        "schema_url": _constant(blocks, lambda b: b[2], _STR),
+    }
+    return _table(SPAN_SCHEMA, columns)
+
+
+def _token_columns(
+    slot: dict[str, tuple[Any, ...]], provider: pa.Array, request_model: pa.Array, response_model: pa.Array
+) -> dict[str, pa.Array]:
+    """Token columns with the Anthropic cache correction and the derived total (see module doc)."""
+    input_tokens = _count_array(slot["input_tokens"])
+    output_tokens = _count_array(slot["output_tokens"])
+    reported_total = _count_array(slot["total_tokens"])
+    cache_read = _count_array(slot["cache_read_tokens"])
+    cache_write = _count_array(slot["cache_write_tokens"])
+    n = len(input_tokens)
+    if input_tokens.null_count < n and (cache_read.null_count < n or cache_write.null_count < n):
+        cache = pc.add(pc.coalesce(cache_read, _I64_0), pc.coalesce(cache_write, _I64_0))
+        anthropic = pc.or_kleene(
+            pc.equal(provider, _S_ANTHROPIC),
+            pc.or_kleene(_is_claude(request_model), _is_claude(response_model)),
+        )
+        uncorrected = pc.fill_null(pc.and_kleene(anthropic, pc.less(input_tokens, cache)), _FALSE)
+        if pc.any(uncorrected).as_py():
+            total_was_uncorrected = pc.fill_null(
+                pc.equal(reported_total, pc.add(input_tokens, output_tokens)), _FALSE
+            )
+            corrected_input = pc.add(input_tokens, cache)
+            reported_total = pc.if_else(
+                pc.and_(uncorrected, total_was_uncorrected),
+                pc.add(corrected_input, output_tokens),
+                reported_total,
+            )
+            input_tokens = pc.if_else(uncorrected, corrected_input, input_tokens)
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": _coalesce(reported_total, pc.add(input_tokens, output_tokens)),
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
+        "reasoning_tokens": _count_array(slot["reasoning_tokens"]),
+    }
+
+
+def _is_claude(models: pa.Array) -> pa.Array:
+    """Per row: is the model an Anthropic Claude model (whatever platform hosts it)?"""
+    if models.null_count == len(models):
+        return pa.nulls(len(models), pa.bool_())
+    encoded = pc.dictionary_encode(models)
+    flags = pa.array(["claude" in m.lower() for m in encoded.dictionary.to_pylist()], pa.bool_())
+    return pc.take(flags, encoded.indices)
+
+
+# --------------------------------------------------------------------------------------------
+# Record hashes (metrics, logs)
+# --------------------------------------------------------------------------------------------
+
+
+def _hasher(*parts: bytes) -> Any:
+    """A blake2b-128 primed with length-prefixed parts; copy() it per record."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h
+
+
+def _digest(prefix: Any, record: bytes) -> str:
+    h = prefix.copy()
+    h.update(len(record).to_bytes(8, "little"))
+    h.update(record)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Logs
+# --------------------------------------------------------------------------------------------
+
+
+def _log_ids(record: Any) -> tuple[str | None, str | None] | str:
+    """(trace_id hex, span_id hex), None where absent or all zero; or why they are invalid."""
+    tid, sid = record.trace_id, record.span_id
+    if tid and len(tid) != 16:
+        return f"trace_id must be empty or 16 bytes, got {len(tid)}"
+    if sid and len(sid) != 8:
+        return f"span_id must be empty or 8 bytes, got {len(sid)}"
+    return (
+        tid.hex() if tid and tid != _ZERO_TRACE else None,
+        sid.hex() if sid and sid != _ZERO_SPAN else None,
+    )
+
+
+def normalise_logs(request: ExportLogsServiceRequest | bytes) -> Normalised:
+    """The request's valid log records as a table shaped like `log_records`, rejects counted.
+
+    `request` may also be the serialized request; undecodable bytes raise InvalidData.
+    """
+    data = _shadow(_ShadowLogsData, request)
+    kv = _DecodedAttributes()
+    rows: list[tuple[Any, ...]] = []
+    blocks: list[tuple[int, tuple[_Resource, _Scope]]] = []
+    rejects: Counter[tuple[str | None, str]] = Counter()
+    for rl in data.resource_logs:
+        resource = _shadow_resource(rl.resource, kv)
+        for sl in rl.scope_logs:
+            records = sl.log_records
+            if not records:
+                continue
+            scope = _shadow_scope(sl.scope, kv)
+            error = resource.error or scope.error
+            if error:
+                rejects[resource.service_name, error] += len(records)
+                continue
+            before = len(rows)
+            _append_log_rows(
+                records, kv, _hasher(resource.serialized, scope.serialized), rows, rejects, resource
+            )
+            blocks.append((len(rows) - before, (resource, scope)))
+    return Normalised(_log_table(rows, blocks), _rejects(rejects), "log records")
+
+
+def _append_log_rows(
+    records: Any,
+    kv: _DecodedAttributes,
+    prefix: Any,
+    rows: list[tuple[Any, ...]],
+    rejects: Counter[tuple[str | None, str]],
+    resource: _Resource,
+) -> None:
+    service = resource.service_name
+    decoded = kv.__getitem__
+    for r in records:
+        time = r.time_unix_nano or r.observed_time_unix_nano
+        if not 0 < time <= _INT64_MAX or r.observed_time_unix_nano > _INT64_MAX:
+            reason = (
+                "time_unix_nano and observed_time_unix_nano are both unset"
+                if time == 0
+                else "timestamp is beyond the year 2262 (int64 nanoseconds)"
+            )
+            rejects[service, reason] += 1
+            continue
+        ids = _log_ids(r)
+        if isinstance(ids, str):
+            rejects[service, ids] += 1
+            continue
+        try:
+            attrs = dict(map(decoded, r.attributes))
+            body = r.body
+            body_json = _json(_any_value_bytes(body)) if body else None
+        except _UndecodableAttribute:
+            rejects[service, "attribute or body cannot be decoded (invalid UTF-8?)"] += 1
+            continue
+        rows.append(
+            (
+                _digest(prefix, r.SerializeToString(deterministic=True)),
+                time,
+                r.observed_time_unix_nano or None,
+                r.severity_number,
+                r.severity_text or None,
+                r.event_name or None,
+                body_json,
+                *ids,
+                r.flags,
+                _json(attrs),
+                r.dropped_attributes_count,
+            )
+        )
+
+
+_LOG_ROW = (
+    "record_hash",
+    "time",
+    "observed_time",
+    "severity_number",
+    "severity_text",
+    "event_name",
+    "body",
+    "trace_id",
+    "span_id",
+    "flags",
+    "attributes",
+    "dropped_attributes_count",
+)
+
+
+def _log_table(rows: list[tuple[Any, ...]], blocks: list[tuple[int, Any]]) -> pa.Table:
+    if not rows:
+        return LOG_RECORD_SCHEMA.empty_table()
+    col = dict(zip(_LOG_ROW, zip(*rows, strict=True), strict=True))
+
+    def resource(attr: str) -> pa.Array:
+        return _constant(blocks, lambda b: getattr(b[0], attr), _STR)
+
+    return _table(
+        LOG_RECORD_SCHEMA,
+        {
+            "record_hash": pa.array(col["record_hash"], _STR),
+            "time": pa.array(col["time"], pa.int64()).cast(_TS),
+            "observed_time": pa.array(col["observed_time"], pa.int64()).cast(_TS),
+            "service_name": resource("service_name"),
+            "service_namespace": resource("service_namespace"),
+            "environment": resource("environment"),
+            "scope_name": _constant(blocks, lambda b: b[1].name, _STR),
+            "scope_version": _constant(blocks, lambda b: b[1].version, _STR),
+            "severity_number": pa.array(col["severity_number"], pa.int32()),
+            "severity_text": pa.array(col["severity_text"], _STR),
+            "event_name": pa.array(col["event_name"], _STR),
+            "body": pa.array(col["body"], _STR),
+            "trace_id": pa.array(col["trace_id"], _STR),
+            "span_id": pa.array(col["span_id"], _STR),
+            "flags": pa.array(col["flags"], pa.uint32()),
+            "attributes": pa.array(col["attributes"], _STR),
+            "resource_attributes": resource("attributes_json"),
+            "scope_attributes": _constant(blocks, lambda b: b[1].attributes_json, _STR),
+            "dropped_attributes_count": pa.array(col["dropped_attributes_count"], pa.uint32()),
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics (lower volume: walked through the real message classes)
+# --------------------------------------------------------------------------------------------
+
+_TEMPORALITY = {1: "delta", 2: "cumulative"}
+
+
+def _real_resource(resource: resource_pb2.Resource) -> _Resource:
+    return _resource(_attribute_dict(resource.attributes), resource.SerializeToString(deterministic=True))
+
+
+def _hex_or_none(b: bytes) -> str | None:
+    return b.hex() if b else None
+
+
+def _json_float(x: float) -> float | str:
+    return x if x - x == 0.0 else _nonfinite(x)
+
+
+def _exemplars_json(exemplars: Any) -> bytes | None:
+    if not exemplars:
+        return None
+    out = []
+    for e in exemplars:
+        which = e.WhichOneof("value")
+        value = e.as_int if which == "as_int" else _json_float(e.as_double) if which == "as_double" else None
+        out.append(
+            {
+                "time_unix_nano": e.time_unix_nano,
+                "value": value,
+                "trace_id": _hex_or_none(e.trace_id),
+                "span_id": _hex_or_none(e.span_id),
+                "filtered_attributes": _attribute_dict(e.filtered_attributes),
+            }
+        )
+    return _json(out)
+
+
+def _exponential_json(p: Any) -> bytes:
+    return _json(
+        {
+            "scale": p.scale,
+            "zero_count": p.zero_count,
+            "zero_threshold": _json_float(p.zero_threshold),
+            "positive": {"offset": p.positive.offset, "bucket_counts": list(p.positive.bucket_counts)},
+            "negative": {"offset": p.negative.offset, "bucket_counts": list(p.negative.bucket_counts)},
+        }
+    )
+
+
+def _optional_double(p: Any, field: str) -> float | None:
+    return getattr(p, field) if p.HasField(field) else None
+
+
+# Per metric type: (metric_type, temporality, is_monotonic, values of one point). The values
+# are: value_double, value_int, count, sum, min, max, bucket_counts, explicit_bounds,
+# exponential, quantiles, exemplars.
+def _number_values(p: Any) -> tuple[Any, ...]:
+    which = p.WhichOneof("value")
+    return (
+        p.as_double if which == "as_double" else None,
+        p.as_int if which == "as_int" else None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        _exemplars_json(p.exemplars),
+    )
+
+
+def _histogram_values(p: Any) -> tuple[Any, ...]:
+    return (
+        None,
+        None,
+        p.count,
+        _optional_double(p, "sum"),
+        _optional_double(p, "min"),
+        _optional_double(p, "max"),
+        list(p.bucket_counts),
+        list(p.explicit_bounds),
+        None,
+        None,
+        _exemplars_json(p.exemplars),
+    )
+
+
+def _exponential_values(p: Any) -> tuple[Any, ...]:
+    return (
+        None,
+        None,
+        p.count,
+        _optional_double(p, "sum"),
+        _optional_double(p, "min"),
+        _optional_double(p, "max"),
+        None,
+        None,
+        _exponential_json(p),
+        None,
+        _exemplars_json(p.exemplars),
+    )
+
+
+def _summary_values(p: Any) -> tuple[Any, ...]:
+    quantiles = [
+        {"quantile": _json_float(q.quantile), "value": _json_float(q.value)} for q in p.quantile_values
+    ]
+    return (None, None, p.count, p.sum, None, None, None, None, None, _json(quantiles), None)
+
+
+_METRIC_KINDS: dict[str, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
+    "gauge": ("gauge", _number_values),
+    "sum": ("sum", _number_values),
+    "histogram": ("histogram", _histogram_values),
+    "exponential_histogram": ("exponential_histogram", _exponential_values),
+    "summary": ("summary", _summary_values),
+}
+
+
+def normalise_metrics(request: ExportMetricsServiceRequest) -> Normalised:
+    """The request's valid data points as a table shaped like `metric_points`, rejects counted."""
+    if isinstance(request, bytes | bytearray | memoryview):
+        try:
+            request = ExportMetricsServiceRequest.FromString(bytes(request))
+        except DecodeError as exc:
+            raise InvalidData(f"body is not a valid OTLP protobuf export request: {exc}") from exc
+    rows: list[tuple[Any, ...]] = []
+    blocks: list[tuple[int, tuple[_Resource, _Scope]]] = []
+    rejects: Counter[tuple[str | None, str]] = Counter()
+    for rm in request.resource_metrics:
+        resource = _real_resource(rm.resource)
+        for sm in rm.scope_metrics:
+            scope = _real_scope(sm.scope)
+            before = len(rows)
+            for metric in sm.metrics:
+                _append_metric_rows(metric, resource, scope, rows, rejects)
+            blocks.append((len(rows) - before, (resource, scope)))
+    return Normalised(_metric_table(rows, blocks), _rejects(rejects), "data points")
+
+
+def _append_metric_rows(
+    metric: Any,
+    resource: _Resource,
+    scope: _Scope,
+    rows: list[tuple[Any, ...]],
+    rejects: Counter[tuple[str | None, str]],
+) -> None:
+    service = resource.service_name
+    which = metric.WhichOneof("data")
+    if which is None or which not in _METRIC_KINDS:
+        rejects[service, f"metric {metric.name[:200]!r} has no data"] += 1
+        return
+    metric_type, values_of = _METRIC_KINDS[which]
+    data = getattr(metric, which)
+    points = data.data_points
+    if not metric.name:
+        if points:
+            rejects[service, "metric name must not be empty"] += len(points)
+        return
+    temporality = (
+        _TEMPORALITY.get(data.aggregation_temporality) if which != "gauge" and which != "summary" else None
+    )
+    is_monotonic = data.is_monotonic if which == "sum" else None
+    prefix = _hasher(
+        resource.serialized,
+        scope.serialized,
+        metric.name.encode(),
+        metric_type.encode(),
+        metric.unit.encode(),
+    )
+    description = metric.description or None
+    unit = metric.unit or None
+    for p in points:
+        time = p.time_unix_nano
+        if not 0 < time <= _INT64_MAX or p.start_time_unix_nano > _INT64_MAX:
+            reason = "time_unix_nano must be set" if time == 0 else "timestamp is beyond the year 2262"
+            rejects[service, reason] += 1
+            continue
+        rows.append(
+            (
+                _digest(prefix, p.SerializeToString(deterministic=True)),
+                time,
+                p.start_time_unix_nano or None,
+                metric.name,
+                description,
+                unit,
+                metric_type,
+                temporality,
+                is_monotonic,
+                *values_of(p),
+                p.flags,
+                _json(_attribute_dict(p.attributes)),
+            )
+        )
+
+
+_METRIC_ROW = (
+    "record_hash",
+    "time",
+    "start_time",
+    "metric_name",
+    "description",
+    "unit",
+    "metric_type",
+    "temporality",
+    "is_monotonic",
+    "value_double",
+    "value_int",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "bucket_counts",
+    "explicit_bounds",
+    "exponential",
+    "quantiles",
+    "exemplars",
+    "flags",
+    "attributes",
+)
+
+
+def _metric_table(rows: list[tuple[Any, ...]], blocks: list[tuple[int, Any]]) -> pa.Table:
+    if not rows:
+        return METRIC_POINT_SCHEMA.empty_table()
+    col = dict(zip(_METRIC_ROW, zip(*rows, strict=True), strict=True))
+
+    def resource(attr: str) -> pa.Array:
+        return _constant(blocks, lambda b: getattr(b[0], attr), _STR)
+
+    types = {f.name: f.type for f in METRIC_POINT_SCHEMA}
+    columns = {
+        name: pa.array(values, types[name])
+        for name, values in col.items()
+        if name not in ("time", "start_time")
+    }
+    return _table(
+        METRIC_POINT_SCHEMA,
+        {
+            **columns,
+            "time": pa.array(col["time"], pa.int64()).cast(_TS),
+            "start_time": pa.array(col["start_time"], pa.int64()).cast(_TS),
+            "service_name": resource("service_name"),
+            "service_namespace": resource("service_namespace"),
+            "environment": resource("environment"),
+            "scope_name": _constant(blocks, lambda b: b[1].name, _STR),
+            "scope_version": _constant(blocks, lambda b: b[1].version, _STR),
+            "resource_attributes": resource("attributes_json"),
+            "scope_attributes": _constant(blocks, lambda b: b[1].attributes_json, _STR),
+        },
+    )
