@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from pathlib import Path
 
 import uvicorn
 
@@ -26,9 +27,18 @@ class _Server(uvicorn.Server):
 class AsgiServer:
     """One ASGI app on one port; `start()` listens, `shutdown()` finishes requests and stops."""
 
-    def __init__(self, app, *, host: str, port: int, name: str) -> None:
+    def __init__(self, app, *, host: str, port: int, name: str, tls: tuple[Path, Path] | None = None) -> None:
+        certfile, keyfile = tls if tls else (None, None)
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off", loop="none"
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            loop="none",
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
         )
         self._server = _Server(config)
         self._host, self._requested_port, self.name = host, port, name

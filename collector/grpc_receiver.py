@@ -8,6 +8,7 @@ trailers; retryable ones carry `RetryInfo`, which OTLP exporters honour when bac
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -17,6 +18,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace
 
+from collector.credentials import bearer
 from collector.decode import Signal
 from collector.errors import ExportError
 from collector.pipeline import ExportResult, Ingest
@@ -66,8 +68,17 @@ class GrpcReceiver:
 
     name = "OTLP/gRPC"
 
-    def __init__(self, ingest: Ingest, *, host: str, port: int, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        ingest: Ingest,
+        *,
+        host: str,
+        port: int,
+        max_message_bytes: int,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self._ingest = ingest
+        self._tls = tls  # (certificate chain, private key), PEM
         self._address = f"{host}:{port}"
         self._max_message_bytes = max_message_bytes
         self._server: grpc.aio.Server | None = None
@@ -84,7 +95,12 @@ class GrpcReceiver:
         )
         server.add_generic_rpc_handlers([self._handler(name, signal) for name, signal in _SERVICES.items()])
         try:
-            self.port = server.add_insecure_port(self._address)
+            if self._tls:
+                chain, key = (path.read_bytes() for path in self._tls)
+                credentials = grpc.ssl_server_credentials([(key, chain)])
+                self.port = server.add_secure_port(self._address, credentials)
+            else:
+                self.port = server.add_insecure_port(self._address)
         except RuntimeError as exc:
             raise OSError(f"cannot listen for OTLP/gRPC on {self._address}: {exc}") from None
         await server.start()
@@ -99,8 +115,10 @@ class GrpcReceiver:
     def _handler(self, service: str, signal: Signal) -> grpc.GenericRpcHandler:
         async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
             encoding = None  # gRPC has already undone its own message compression
+            metadata = dict(context.invocation_metadata() or ())
             try:
-                result = await self._ingest.export(signal, body, "protobuf", encoding)
+                credential = bearer(metadata.get("authorization"))
+                result = await self._ingest.export(signal, body, "protobuf", encoding, credential)
             except ExportError as error:
                 await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
             return export_response(signal, result).SerializeToString()

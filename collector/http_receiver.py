@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 from google.protobuf import json_format
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from collector.asgi_server import AsgiServer
+from collector.credentials import bearer
 from collector.decode import Format, Signal
 from collector.errors import ExportError, PayloadTooLarge, UnsupportedMediaType
 from collector.grpc_receiver import export_response, rpc_status_of
@@ -78,7 +80,8 @@ def otlp_app(ingest: Ingest, *, max_request_bytes: int) -> Starlette:
                 fmt = request_format(request.headers.get("content-type"))
                 body = await read_body(request, max_request_bytes)
                 encoding = request.headers.get("content-encoding")
-                result = await ingest.export(signal, body, fmt, encoding)
+                credential = bearer(request.headers.get("authorization"))
+                result = await ingest.export(signal, body, fmt, encoding, credential)
             except ExportError as error:
                 return error_response(error, fmt)
             except ClientDisconnect:
@@ -90,7 +93,9 @@ def otlp_app(ingest: Ingest, *, max_request_bytes: int) -> Starlette:
     return Starlette(routes=[route("traces"), route("metrics"), route("logs")])
 
 
-def http_receiver(ingest: Ingest, *, host: str, port: int, max_request_bytes: int) -> AsgiServer:
+def http_receiver(
+    ingest: Ingest, *, host: str, port: int, max_request_bytes: int, tls: tuple[Path, Path] | None = None
+) -> AsgiServer:
     """The OTLP/HTTP server component."""
     app = otlp_app(ingest, max_request_bytes=max_request_bytes)
-    return AsgiServer(app, host=host, port=port, name="OTLP/HTTP")
+    return AsgiServer(app, host=host, port=port, name="OTLP/HTTP", tls=tls)

@@ -19,8 +19,11 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
+from collector.credentials import IngestCredentials
 from collector.decode import Format, Signal, decode
-from collector.errors import Throttled, Unavailable
+from collector.errors import Throttled, Unauthenticated, Unavailable
 from collector.normalise import Normalised
 from warehouse.errors import WarehouseError
 from warehouse.writer import RejectRow, WriteBatch, Writer
@@ -46,6 +49,7 @@ class IngestStats:
     rejected: Counter = field(default_factory=Counter)  # items refused (partial success)
     failed: Counter = field(default_factory=Counter)  # whole requests refused (bad body, too large)
     throttled: Counter = field(default_factory=Counter)  # requests refused because the queue was full
+    unauthenticated: Counter = field(default_factory=Counter)  # requests without a valid credential
     queued_bytes: int = 0
 
 
@@ -55,19 +59,22 @@ class Ingest:
     def __init__(
         self,
         writer: Writer,
+        credentials: IngestCredentials,
         *,
+        stats: IngestStats | None = None,
         decode_workers: int,
         max_request_bytes: int,
         queue_bytes: int,
         retry_after: float,
     ) -> None:
         self._writer = writer
+        self.credentials = credentials
         self._workers = decode_workers
         self._max_request_bytes = max_request_bytes
         self._queue_bytes = queue_bytes
         self._retry_after = retry_after
         self._executor: Executor | None = None
-        self.stats = IngestStats()
+        self.stats = stats or IngestStats()
 
     def start(self) -> None:
         if self._executor is None:
@@ -78,8 +85,15 @@ class Ingest:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
-    async def export(self, signal: Signal, body: bytes, fmt: Format, encoding: str | None) -> ExportResult:
+    async def export(
+        self, signal: Signal, body: bytes, fmt: Format, encoding: str | None, credential: str | None = None
+    ) -> ExportResult:
         """Store one export durably, or raise an `ExportError` saying why not."""
+        try:  # before any work, so a refused export costs nothing
+            agent_id = self.credentials.agent_for(credential)
+        except Unauthenticated:
+            self.stats.unauthenticated[signal] += 1
+            raise
         size = len(body)
         # An empty queue admits any request (its size is bounded by max_request_bytes), so a
         # request larger than the whole budget is slow, not refused forever.
@@ -89,7 +103,7 @@ class Ingest:
         self.stats.queued_bytes += size
         try:
             normalised = await self._decode(signal, body, fmt, encoding)
-            await self._write(signal, normalised)
+            await self._write(signal, normalised, agent_id)
         finally:
             self.stats.queued_bytes -= size
         self.stats.received[signal] += normalised.table.num_rows
@@ -112,9 +126,13 @@ class Ingest:
             self.stats.failed[signal] += 1
             raise
 
-    async def _write(self, signal: Signal, normalised: Normalised) -> None:
+    async def _write(self, signal: Signal, normalised: Normalised, agent_id: str | None) -> None:
         rejects = [RejectRow(signal, r.service_name, r.count, r.reason) for r in normalised.rejects]
-        batch = WriteBatch(TABLES[signal], normalised.table, rejects)
+        rows = normalised.table
+        if agent_id is not None:
+            bound = pa.array([agent_id] * rows.num_rows, pa.string())
+            rows = rows.append_column("credential_agent_id", bound)
+        batch = WriteBatch(TABLES[signal], rows, rejects)
         try:
             await asyncio.wrap_future(self._writer.submit(batch))
         except WarehouseError as exc:

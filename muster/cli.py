@@ -12,34 +12,19 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from muster import __version__
-from muster.settings import Settings, SettingsError, load_settings
+from muster.cli_access import credentials, tokens
+from muster.cli_common import JsonOption, emit, fail, muster_session, out, settings_or_exit
 
 app = typer.Typer(
     help="Muster: see, pay for and govern every AI agent.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold tokens; never print them
 )
-err = Console(stderr=True)
-out = Console()
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        fail(str(exc), code=2)
-        raise  # unreachable: fail() exits
+app.add_typer(tokens, name="tokens")
+app.add_typer(credentials, name="credentials")
 
 
 @app.command()
@@ -61,17 +46,9 @@ def serve() -> None:
 @app.command()
 def status(as_json: JsonOption = False) -> None:
     """What has arrived: spans, metric points and log records per service, last ingest, rejects."""
-    settings = settings_or_exit()
-    from muster.client import MusterClientError, read_status
-
-    try:
-        answer = read_status(settings)
-    except MusterClientError as exc:
-        fail(str(exc))
-    if as_json:
-        out.print_json(json.dumps(answer, default=str))
-        return
-    print_status(answer)
+    with muster_session() as muster:
+        answer = muster.get("/api/v1/status") | {"source": muster.source}
+    emit(answer, as_json, print_status)
 
 
 @app.command()

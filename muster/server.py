@@ -16,13 +16,18 @@ import signal
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from collector.asgi_server import AsgiServer
+from collector.credentials import IngestCredentials
 from collector.grpc_receiver import GrpcReceiver
 from collector.http_receiver import http_receiver
-from collector.pipeline import Ingest
+from collector.pipeline import Ingest, IngestStats
 from muster.api import create_app
 from muster.auth import ensure_admin_token
+from muster.metrics import SelfMetrics
 from muster.settings import Settings
+from warehouse.access_store import live_credentials
 from warehouse.database import open_warehouse
 from warehouse.writer import Writer
 
@@ -78,55 +83,64 @@ class Server:
             checkpoint_threshold=settings.checkpoint_threshold,
         )
         stack.callback(con.close)
-        writer = Writer(con.cursor(), max_rows=settings.commit_max_rows)
+        credentials = IngestCredentials(
+            lambda: live_credentials(con.cursor()), required=settings.require_credentials
+        )
+        credentials.reload()
+        stats = IngestStats()
+        metrics = SelfMetrics(stats)
+        writer = Writer(con.cursor(), max_rows=settings.commit_max_rows, on_commit=metrics.on_commit)
         writer.start()
         stack.callback(writer.shutdown)
-        ingest = self.ingest = self._ingest(writer)
+        ingest = self.ingest = self._ingest(writer, credentials, stats)
         ingest.start()
         stack.callback(ingest.shutdown)
-        for listener in self._listeners(ingest, con):
+        api = create_app(
+            connection=con, stats=stats, metrics=metrics, credentials=credentials, ready=lambda: self.ready
+        )
+        ensure_admin_token(con.cursor(), settings.data_dir)
+        for listener in self._listeners(ingest, api):
             await listener.start()
             stack.push_async_callback(listener.shutdown)
             self.ports[listener.name] = listener.port
         self._write_runtime(self.ports)
         stack.callback(runtime_path(settings.data_dir).unlink, missing_ok=True)
 
-    def _ingest(self, writer: Writer) -> Ingest:
+    def _ingest(self, writer: Writer, credentials: IngestCredentials, stats: IngestStats) -> Ingest:
         settings = self.settings
         return Ingest(
             writer,
+            credentials,
+            stats=stats,
             decode_workers=settings.decode_workers,
             max_request_bytes=settings.max_request_bytes,
             queue_bytes=settings.ingest_queue_bytes,
             retry_after=settings.retry_after_seconds,
         )
 
-    def _listeners(self, ingest: Ingest, con) -> list:
+    def _listeners(self, ingest: Ingest, api: FastAPI) -> list:
         settings = self.settings
-        api = create_app(
-            cursor=con.cursor,
-            admin_token=ensure_admin_token(settings.data_dir),
-            stats=ingest.stats,
-            ready=lambda: self.ready,
-        )
+        tls = (settings.tls_cert_file, settings.tls_key_file) if settings.tls else None
         return [
             GrpcReceiver(
                 ingest,
                 host=settings.host,
                 port=settings.otlp_grpc_port,
                 max_message_bytes=settings.max_request_bytes,
+                tls=tls,
             ),
             http_receiver(
                 ingest,
                 host=settings.host,
                 port=settings.otlp_http_port,
                 max_request_bytes=settings.max_request_bytes,
+                tls=tls,
             ),
-            AsgiServer(api, host=settings.host, port=settings.api_port, name="API"),
+            AsgiServer(api, host=settings.host, port=settings.api_port, name="API", tls=tls),
         ]
 
     def _write_runtime(self, ports: dict[str, int]) -> None:
-        runtime = {"pid": os.getpid(), "host": self.settings.host, "ports": ports}
+        runtime = {"pid": os.getpid(), "host": self.settings.host, "ports": ports, "tls": self.settings.tls}
         runtime_path(self.settings.data_dir).write_text(json.dumps(runtime))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -71,6 +71,28 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Back-off suggested to throttled exporters (RetryInfo / Retry-After)."
     )
 
+    require_credentials: bool = Field(
+        False,
+        description="Refuse OTLP exports that carry no valid ingest credential (401 / UNAUTHENTICATED).",
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate: when set (with tls_key_file), receivers and API speak TLS."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+
+    @model_validator(mode="after")
+    def _tls_needs_both_files(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        for path in (self.tls_cert_file, self.tls_key_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
     @property
     def warehouse_path(self) -> Path:
         return self.data_dir / "muster.duckdb"
@@ -100,6 +122,9 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"])
+        if not name:  # a check across settings
+            lines.append(f"invalid settings: {error['msg']}")
+            continue
         value = error.get("input")
         lines.append(f"invalid setting {name} (MUSTER_{name.upper()}) = {value!r}: {error['msg']}")
     return "\n".join(lines)

@@ -261,9 +261,10 @@ class Writer:
 
 
 def _tables_of(group: list[WriteBatch]) -> list[tuple[str, pa.Table]]:
-    """The group's rows, one Arrow table per warehouse table."""
+    """The group's rows, one Arrow table per warehouse table (columns some lack, e.g. the
+    credential's agent on anonymous exports, are filled with nulls)."""
     by_table: dict[str, list[pa.Table]] = {}
     for batch in group:
         if batch.row_count:
             by_table.setdefault(batch.table, []).append(batch.rows)
-    return [(table, pa.concat_tables(parts)) for table, parts in by_table.items()]
+    return [(table, pa.concat_tables(parts, promote_options="default")) for table, parts in by_table.items()]

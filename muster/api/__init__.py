@@ -1,0 +1,44 @@
+"""The HTTP API served by `muster serve`; every route but health needs a bearer token.
+
+The dashboards and the CLI read and change Muster through it while the server owns the DuckDB
+file. Routes live in one module per subject; `create_app` puts them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+from fastapi import FastAPI
+
+from collector.credentials import IngestCredentials
+from collector.pipeline import IngestStats
+from muster import __version__
+from muster.api import access, health, ingest
+from muster.metrics import SelfMetrics
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    *,
+    connection: duckdb.DuckDBPyConnection,
+    stats: IngestStats,
+    metrics: SelfMetrics,
+    credentials: IngestCredentials,
+    ready: Callable[[], bool],
+) -> FastAPI:
+    """The API application over the server's warehouse connection and ingest state."""
+    app = FastAPI(
+        title="Muster",
+        version=__version__,
+        summary="Roll call, spend ledger and policy watch for every AI agent.",
+    )
+    app.state.connection = connection
+    app.state.stats = stats
+    app.state.metrics = metrics
+    app.state.credentials = credentials
+    app.state.ready = ready
+    for module in (health, ingest, access):
+        app.include_router(module.router)
+    return app
