@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from collector.credentials import IngestCredentials
 from collector.pipeline import IngestStats
 from muster import __version__
-from muster.api import access, health, ingest
+from muster.api import access, health, ingest, registry
 from muster.metrics import SelfMetrics
 
 __all__ = ["create_app"]
@@ -39,6 +39,6 @@ def create_app(
     app.state.metrics = metrics
     app.state.credentials = credentials
     app.state.ready = ready
-    for module in (health, ingest, access):
+    for module in (health, ingest, access, registry):
         app.include_router(module.router)
     return app

@@ -12,6 +12,16 @@ def department_filter(who: Principal) -> set[str] | None:
     return {who.department_id} if who.department_id else None
 
 
+def visible_departments(cur: duckdb.DuckDBPyConnection, who: Principal) -> set[str] | None:
+    """Departments a principal may see: its own, its agent's (owner tokens), or all (None)."""
+    if who.agent_id is None:
+        return department_filter(who)
+    from warehouse import registry_store
+
+    agent = registry_store.get_agent(cur, who.agent_id)
+    return {agent.spec.department} if agent else set()
+
+
 def agent_filter(who: Principal) -> set[str] | None:
     """The agents a principal is confined to; None means all."""
     return {who.agent_id} if who.agent_id else None
