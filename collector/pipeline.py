@@ -14,6 +14,7 @@ import asyncio
 import logging
 import multiprocessing
 import signal
+import time
 from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -77,8 +78,11 @@ class Ingest:
         self.stats = stats or IngestStats()
 
     def start(self) -> None:
+        """Start the decode workers and wait until each has imported the decoder, so that "ready"
+        means the first export is answered at full speed, not after a worker's start-up."""
         if self._executor is None:
             self._executor = self._new_executor()
+            list(self._executor.map(_warm_up, range(max(self._workers, 1))))
 
     def shutdown(self) -> None:
         if self._executor is not None:
@@ -146,6 +150,10 @@ class Ingest:
         return ProcessPoolExecutor(
             max_workers=self._workers, mp_context=context, initializer=_leave_signals_to_the_server
         )
+
+
+def _warm_up(_: int) -> None:
+    time.sleep(0.05)  # long enough that every worker of the pool gets one of these
 
 
 def _leave_signals_to_the_server() -> None:

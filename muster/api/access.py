@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import duckdb
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict
@@ -30,29 +28,9 @@ class CreatedSecret(BaseModel):
     note: str = "shown once: store it now; Muster keeps only its digest"
 
 
-class TokenOut(BaseModel):
-    id: str
-    name: str | None
-    role: str
-    department_id: str | None
-    agent_id: str | None
-    created_at: datetime
-    created_by: str
-    revoked_at: datetime | None
-
-
 class CredentialRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
-
-
-class CredentialOut(BaseModel):
-    id: str
-    agent_id: str
-    name: str | None
-    created_at: datetime
-    created_by: str
-    revoked_at: datetime | None
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED)
@@ -70,9 +48,9 @@ def new_token(
 
 
 @router.get("/tokens", dependencies=[Depends(token_manager)])
-def tokens(cur: duckdb.DuckDBPyConnection = Depends(cursor)) -> list[TokenOut]:
+def tokens(cur: duckdb.DuckDBPyConnection = Depends(cursor)) -> list[access_store.TokenRecord]:
     """Every token, live and revoked, without secrets."""
-    return [TokenOut(**vars(record)) for record in access_store.list_tokens(cur)]
+    return access_store.list_tokens(cur)
 
 
 @router.delete(
@@ -109,11 +87,11 @@ def credentials(
     agent_id: str,
     who: Principal = Depends(credential_manager),
     cur: duckdb.DuckDBPyConnection = Depends(cursor),
-) -> list[CredentialOut]:
+) -> list[access_store.CredentialRecord]:
     """The agent's ingest credentials, live and revoked, without secrets."""
     if not visible_agent(cur, who, agent_id):
         raise not_found(f"agent {agent_id!r}")
-    return [CredentialOut(**vars(record)) for record in access_store.list_credentials(cur, [agent_id])]
+    return access_store.list_credentials(cur, [agent_id])
 
 
 @router.delete("/credentials/{credential_id}", status_code=status.HTTP_204_NO_CONTENT)
