@@ -16,6 +16,7 @@ import signal
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import duckdb
 from fastapi import FastAPI
 
 from collector.asgi_server import AsgiServer
@@ -76,35 +77,44 @@ class Server:
             log.info("stopping")
 
     async def _start(self, stack: AsyncExitStack) -> None:
+        con = self.warehouse = self._open_warehouse(stack)
+        credentials = IngestCredentials(
+            lambda: _live_credentials(con), required=self.settings.require_credentials
+        )
+        credentials.reload()
+        stats = IngestStats()
+        metrics = SelfMetrics(stats)
+        writer = Writer(con.cursor(), max_rows=self.settings.commit_max_rows, on_commit=metrics.on_commit)
+        writer.start()
+        stack.callback(writer.shutdown)
+        self.ingest = self._ingest(writer, credentials, stats)
+        self.ingest.start()
+        stack.callback(self.ingest.shutdown)
+        api = create_app(
+            connection=con, stats=stats, metrics=metrics, credentials=credentials, ready=lambda: self.ready
+        )
+        await self._start_listeners(stack, self._listeners(self.ingest, api))
+
+    def _open_warehouse(self, stack: AsyncExitStack) -> duckdb.DuckDBPyConnection:
         settings = self.settings
-        con = self.warehouse = open_warehouse(
+        con = open_warehouse(
             settings.warehouse_path,
             memory_limit=settings.warehouse_memory_limit,
             checkpoint_threshold=settings.checkpoint_threshold,
         )
         stack.callback(con.close)
-        credentials = IngestCredentials(
-            lambda: live_credentials(con.cursor()), required=settings.require_credentials
-        )
-        credentials.reload()
-        stats = IngestStats()
-        metrics = SelfMetrics(stats)
-        writer = Writer(con.cursor(), max_rows=settings.commit_max_rows, on_commit=metrics.on_commit)
-        writer.start()
-        stack.callback(writer.shutdown)
-        ingest = self.ingest = self._ingest(writer, credentials, stats)
-        ingest.start()
-        stack.callback(ingest.shutdown)
-        api = create_app(
-            connection=con, stats=stats, metrics=metrics, credentials=credentials, ready=lambda: self.ready
-        )
-        ensure_admin_token(con.cursor(), settings.data_dir)
-        for listener in self._listeners(ingest, api):
+        with con.cursor() as cur:
+            ensure_admin_token(cur, settings.data_dir)
+        return con
+
+    async def _start_listeners(self, stack: AsyncExitStack, listeners: list) -> None:
+        """Listen on every port, then tell the CLI where (the runtime file goes when they stop)."""
+        for listener in listeners:
             await listener.start()
             stack.push_async_callback(listener.shutdown)
             self.ports[listener.name] = listener.port
         self._write_runtime(self.ports)
-        stack.callback(runtime_path(settings.data_dir).unlink, missing_ok=True)
+        stack.callback(runtime_path(self.settings.data_dir).unlink, missing_ok=True)
 
     def _ingest(self, writer: Writer, credentials: IngestCredentials, stats: IngestStats) -> Ingest:
         settings = self.settings
@@ -142,6 +152,11 @@ class Server:
     def _write_runtime(self, ports: dict[str, int]) -> None:
         runtime = {"pid": os.getpid(), "host": self.settings.host, "ports": ports, "tls": self.settings.tls}
         runtime_path(self.settings.data_dir).write_text(json.dumps(runtime))
+
+
+def _live_credentials(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    with con.cursor() as cur:
+        return live_credentials(cur)
 
 
 def serve(settings: Settings) -> None:
