@@ -1,6 +1,78 @@
 """Polars jobs: price every model call, attribute it to an agent, detect sprawl, drift and overspend.
 
-Not built yet (issue 4).
+The stages are pure functions over Polars frames, each with its own module:
+
+    pricing      price_calls: genai-prices per distinct (provider, model, day), overrides, unpriced
+    attribution  model_calls, owning_agents, attribute, agent_costs: call → agent → department
+    forecast     month_end_forecast, budget_status: month-end spend against budgets
+    anomaly      daily_anomalies: spend above a robust, weekday-seasonal baseline
+    runaway      runaway_conversations, runaway_rates: loops far above an agent's own norm
+
+Not yet wired into scheduled jobs, findings or the API (issue 4 continues).
 """
 
-__all__: list[str] = []
+from analytics.anomaly import daily_anomalies, daily_baseline
+from analytics.attribution import (
+    AGENT_KEY_COLUMNS,
+    ATTRIBUTION_COLUMNS,
+    COST_COLUMN,
+    MODEL_CALL_OPERATIONS,
+    NOT_MODEL_CALL_OPERATIONS,
+    OWNER_COLUMNS,
+    agent_costs,
+    agent_departments,
+    agent_span_costs,
+    attribute,
+    model_calls,
+    owning_agents,
+)
+from analytics.forecast import FORECAST_COLUMNS, budget_status, month_end_forecast
+from analytics.pricing import (
+    CALLS_SCHEMA,
+    COST_DTYPE,
+    PRICED_CALLS_SCHEMA,
+    PRICED_COLUMNS,
+    Alias,
+    CustomModel,
+    OverridesError,
+    PriceOverrides,
+    PriceSource,
+    catalogue_provider_id,
+    load_overrides,
+    price_calls,
+)
+from analytics.runaway import runaway_conversations, runaway_rates
+
+__all__: list[str] = [
+    "AGENT_KEY_COLUMNS",
+    "ATTRIBUTION_COLUMNS",
+    "CALLS_SCHEMA",
+    "COST_COLUMN",
+    "COST_DTYPE",
+    "FORECAST_COLUMNS",
+    "MODEL_CALL_OPERATIONS",
+    "NOT_MODEL_CALL_OPERATIONS",
+    "OWNER_COLUMNS",
+    "PRICED_CALLS_SCHEMA",
+    "PRICED_COLUMNS",
+    "Alias",
+    "CustomModel",
+    "OverridesError",
+    "PriceOverrides",
+    "PriceSource",
+    "agent_costs",
+    "agent_departments",
+    "agent_span_costs",
+    "attribute",
+    "budget_status",
+    "catalogue_provider_id",
+    "daily_anomalies",
+    "daily_baseline",
+    "load_overrides",
+    "model_calls",
+    "month_end_forecast",
+    "owning_agents",
+    "price_calls",
+    "runaway_conversations",
+    "runaway_rates",
+]
