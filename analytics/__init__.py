@@ -8,7 +8,12 @@ The stages are pure functions over Polars frames, each with its own module:
     anomaly      daily_anomalies: spend above a robust, weekday-seasonal baseline
     runaway      runaway_conversations, runaway_rates: loops far above an agent's own norm
 
-Not yet wired into scheduled jobs, findings or the API (issue 4 continues).
+Jobs read and write the warehouse through `warehouse.cost_store` and run the stages:
+
+    jobs         run_cost_job: new traces → priced, attributed calls (pandera contracts at the edges)
+    scheduler    JobScheduler: the cost job every few seconds inside `muster serve`, and on demand
+
+Forecasts, anomalies and runaway loops are not yet wired into jobs, findings or the API.
 """
 
 from analytics.anomaly import daily_anomalies, daily_baseline
@@ -27,6 +32,13 @@ from analytics.attribution import (
     owning_agents,
 )
 from analytics.forecast import FORECAST_COLUMNS, budget_status, month_end_forecast
+from analytics.jobs import (
+    PRICED_CALL_ROWS_SCHEMA,
+    SPANS_SCHEMA,
+    ContractViolation,
+    JobResult,
+    run_cost_job,
+)
 from analytics.pricing import (
     CALLS_SCHEMA,
     COST_DTYPE,
@@ -42,6 +54,7 @@ from analytics.pricing import (
     price_calls,
 )
 from analytics.runaway import runaway_conversations, runaway_rates
+from analytics.scheduler import JobScheduler
 
 __all__: list[str] = [
     "AGENT_KEY_COLUMNS",
@@ -54,9 +67,14 @@ __all__: list[str] = [
     "NOT_MODEL_CALL_OPERATIONS",
     "OWNER_COLUMNS",
     "PRICED_CALLS_SCHEMA",
+    "PRICED_CALL_ROWS_SCHEMA",
     "PRICED_COLUMNS",
+    "SPANS_SCHEMA",
     "Alias",
+    "ContractViolation",
     "CustomModel",
+    "JobResult",
+    "JobScheduler",
     "OverridesError",
     "PriceOverrides",
     "PriceSource",
@@ -73,6 +91,7 @@ __all__: list[str] = [
     "month_end_forecast",
     "owning_agents",
     "price_calls",
+    "run_cost_job",
     "runaway_conversations",
     "runaway_rates",
 ]

@@ -17,6 +17,7 @@ from rich.table import Table
 from muster import __version__
 from muster.cli_access import credentials, tokens
 from muster.cli_common import JsonOption, emit, fail, muster_session, out, settings_or_exit
+from muster.cli_costs import jobs, spend
 from muster.cli_registry import registry
 
 app = typer.Typer(
@@ -27,6 +28,8 @@ app = typer.Typer(
 app.add_typer(tokens, name="tokens")
 app.add_typer(credentials, name="credentials")
 app.add_typer(registry, name="registry")
+app.add_typer(jobs, name="jobs")
+app.command()(spend)
 
 
 @app.command()

@@ -110,6 +110,7 @@ def _answers(url: str, settings: Settings) -> bool:
 
 @contextlib.contextmanager
 def _in_process(settings: Settings) -> Iterator[Muster]:
+    from analytics.scheduler import JobScheduler
     from collector.credentials import IngestCredentials
     from collector.pipeline import IngestStats
     from muster.api import create_app
@@ -135,6 +136,7 @@ def _in_process(settings: Settings) -> Iterator[Muster]:
             metrics=SelfMetrics(stats),
             credentials=IngestCredentials(lambda: live_credentials(con.cursor()), required=False),
             ready=lambda: True,
+            jobs=JobScheduler(con, interval=0, prices_file=settings.prices_file),
         )
         token = ensure_admin_token(con.cursor(), settings.data_dir)
         headers = {"Authorization": f"Bearer {token}"}

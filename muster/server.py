@@ -1,9 +1,10 @@
 """`muster serve`: one process that owns the warehouse and runs every component around it.
 
 Start-up, in small named steps: open the warehouse (refused if another server holds it), start the
-writer, start the decode workers, then the listeners (OTLP/gRPC, OTLP/HTTP, API). A runtime file
-`<data dir>/server.json` tells the CLI where the API is. Shutdown runs the same steps backwards,
-so the listeners stop taking data before the writer commits what is queued and the file closes.
+writer, start the decode workers, start the job scheduler, then the listeners (OTLP/gRPC,
+OTLP/HTTP, API). A runtime file `<data dir>/server.json` tells the CLI where the API is. Shutdown
+runs the same steps backwards, so the listeners stop taking data before the writer commits what is
+queued and the file closes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import duckdb
 from fastapi import FastAPI
 
+from analytics.scheduler import JobScheduler
 from collector.asgi_server import AsgiServer
 from collector.credentials import IngestCredentials
 from collector.grpc_receiver import GrpcReceiver
@@ -58,6 +60,7 @@ class Server:
         self.ports: dict[str, int] = {}
         self.warehouse = None  # the DuckDB connection, while running
         self.ingest: Ingest | None = None
+        self.jobs: JobScheduler | None = None
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -90,8 +93,14 @@ class Server:
         self.ingest = self._ingest(writer, credentials, stats)
         self.ingest.start()
         stack.callback(self.ingest.shutdown)
+        self.jobs = self._start_jobs(stack, con)
         api = create_app(
-            connection=con, stats=stats, metrics=metrics, credentials=credentials, ready=lambda: self.ready
+            connection=con,
+            stats=stats,
+            metrics=metrics,
+            credentials=credentials,
+            ready=lambda: self.ready,
+            jobs=self.jobs,
         )
         await self._start_listeners(stack, self._listeners(self.ingest, api))
 
@@ -106,6 +115,15 @@ class Server:
         with con.cursor() as cur:
             ensure_admin_token(cur, settings.data_dir)
         return con
+
+    def _start_jobs(self, stack: AsyncExitStack, con: duckdb.DuckDBPyConnection) -> JobScheduler:
+        """The cost job on its schedule; stopped before the writer, so its last run can commit."""
+        jobs = JobScheduler(
+            con, interval=self.settings.jobs_interval_seconds, prices_file=self.settings.prices_file
+        )
+        jobs.start()
+        stack.callback(jobs.shutdown)
+        return jobs
 
     async def _start_listeners(self, stack: AsyncExitStack, listeners: list) -> None:
         """Listen on every port, then tell the CLI where (the runtime file goes when they stop)."""

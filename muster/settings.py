@@ -71,6 +71,16 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Back-off suggested to throttled exporters (RetryInfo / Retry-After)."
     )
 
+    jobs_interval_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds between scheduled runs of the cost job inside `muster serve`; 0 disables them.",
+    )
+    prices_file: Path = Field(
+        Path("data/prices.yaml"),
+        description="Price overrides (discounts, custom models, aliases); a missing file means none.",
+    )
+
     require_credentials: bool = Field(
         False,
         description="Refuse OTLP exports that carry no valid ingest credential (401 / UNAUTHENTICATED).",

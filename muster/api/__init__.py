@@ -11,10 +11,11 @@ from collections.abc import Callable
 import duckdb
 from fastapi import FastAPI
 
+from analytics.scheduler import JobScheduler
 from collector.credentials import IngestCredentials
 from collector.pipeline import IngestStats
 from muster import __version__
-from muster.api import access, health, ingest, registry
+from muster.api import access, costs, health, ingest, registry
 from muster.metrics import SelfMetrics
 
 __all__ = ["create_app"]
@@ -27,8 +28,9 @@ def create_app(
     metrics: SelfMetrics,
     credentials: IngestCredentials,
     ready: Callable[[], bool],
+    jobs: JobScheduler | None = None,
 ) -> FastAPI:
-    """The API application over the server's warehouse connection and ingest state."""
+    """The API application over the server's warehouse connection, ingest state and job runner."""
     app = FastAPI(
         title="Muster",
         version=__version__,
@@ -39,6 +41,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.credentials = credentials
     app.state.ready = ready
-    for module in (health, ingest, access, registry):
+    app.state.jobs = jobs
+    for module in (health, ingest, access, registry, costs):
         app.include_router(module.router)
     return app

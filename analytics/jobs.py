@@ -1,0 +1,242 @@
+"""The cost job: price and attribute every model call of the traces that received spans since last run.
+
+One run reads the traces touched since the job's watermark (all traces with `full=True`) through
+`warehouse.cost_store`, which pushes that scan down to the engine, then decides in Polars:
+`model_calls` → `price_calls` → `owning_agents` + `attribute` against the registry → one row per
+call. The rows replace the traces' previous rows and the watermark advances in one transaction,
+so a re-run, a retried export or a late span never counts a call twice.
+
+Pandera contracts guard both edges: the spans read (`SPANS_SCHEMA`), the priced calls
+(`analytics.pricing.PRICED_CALLS_SCHEMA`) and the rows written (`PRICED_CALL_ROWS_SCHEMA`). A
+violation fails the run with `ContractViolation`, naming the offending rows; like any other
+failure it rolls back, is recorded in `job_state.last_error`, and leaves the previous results.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandera.polars as pa
+import polars as pl
+
+from analytics.attribution import attribute, model_calls, owning_agents
+from analytics.pricing import (
+    COST_DTYPE,
+    PRICED_CALLS_SCHEMA,
+    PriceOverrides,
+    PriceSource,
+    load_overrides,
+    price_calls,
+)
+from registry import Registry
+from registry.matching import MatchStatus
+from warehouse import cost_store
+from warehouse.registry_store import load_registry
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PRICED_CALL_ROWS_SCHEMA",
+    "SPANS_SCHEMA",
+    "ContractViolation",
+    "JobResult",
+    "checked",
+    "overrides_from",
+    "priced_call_rows",
+    "run_cost_job",
+]
+
+_SHOWN_FAILURES = 20  # offending rows quoted in an error: enough to see the pattern, not a flood
+
+
+class ContractViolation(ValueError):
+    """A frame broke a job's contract; the message names the contract, the checks and the rows."""
+
+    def __init__(self, contract: str, failures: pl.DataFrame) -> None:
+        self.contract = contract
+        self.failures = failures
+        shown = failures.head(_SHOWN_FAILURES)
+        with pl.Config(tbl_rows=_SHOWN_FAILURES, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
+            table = str(shown)
+        more = f" (first {_SHOWN_FAILURES} shown)" if len(failures) > _SHOWN_FAILURES else ""
+        super().__init__(f"contract {contract!r} violated by {len(failures)} case(s){more}:\n{table}")
+
+
+SPANS_SCHEMA = pa.DataFrameSchema(
+    {
+        "trace_id": pa.Column(pl.String, nullable=False),
+        "span_id": pa.Column(pl.String, nullable=False),
+        "parent_span_id": pa.Column(pl.String, nullable=True),
+        "start_time": pa.Column(pl.Datetime("ns"), nullable=False),
+    },
+    unique=["trace_id", "span_id"],
+    strict=False,
+    name="spans read by the cost job",
+)
+"""The cost job's input contract: ids present, one row per span (the scan removes retried copies)."""
+
+
+def _cost_matches_source(data: Any) -> pl.LazyFrame:
+    """A call has a cost exactly when it was priced: an unpriced call is never a silent $0."""
+    unpriced = pl.col("price_source") == str(PriceSource.UNPRICED)
+    return data.lazyframe.select(pl.col("cost_usd").is_null() == unpriced)
+
+
+PRICED_CALL_ROWS_SCHEMA = pa.DataFrameSchema(
+    {
+        "trace_id": pa.Column(pl.String, nullable=False),
+        "span_id": pa.Column(pl.String, nullable=False),
+        "start_time": pa.Column(pl.Datetime("ns"), nullable=False),
+        "day": pa.Column(pl.Date, nullable=False),
+        "match_status": pa.Column(pl.String, pa.Check.isin([str(status) for status in MatchStatus])),
+        "cost_usd": pa.Column(COST_DTYPE, pa.Check.ge(0), nullable=True),
+        "price_source": pa.Column(pl.String, pa.Check.isin([str(source) for source in PriceSource])),
+        "reported_cost_mismatch": pa.Column(pl.Boolean, nullable=False),
+    },
+    checks=[pa.Check(_cost_matches_source, name="cost present exactly when priced")],
+    unique=["trace_id", "span_id"],
+    strict=False,
+    name="priced calls written",
+)
+"""The cost job's output contract: one row per call, known statuses, costs never negative."""
+
+
+def checked(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` validated against `schema`, every failure collected; ContractViolation if any."""
+    try:
+        return schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        raise ContractViolation(schema.name or "contract", _failure_cases(exc)) from None
+
+
+def _failure_cases(exc: Any) -> pl.DataFrame:
+    cases = exc.failure_cases
+    return cases if isinstance(cases, pl.DataFrame) else pl.DataFrame({"failure": [str(exc)]})
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What one run of the cost job did."""
+
+    job: str
+    full: bool
+    watermark_from: int
+    watermark_to: int
+    traces: int
+    spans: int
+    calls: int
+    priced_calls: int
+    unpriced_calls: int
+    duration_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def overrides_from(path: Path) -> PriceOverrides:
+    """The price overrides in `path`; none when the file does not exist (the catalogue alone prices)."""
+    return load_overrides(path) if path.exists() else PriceOverrides()
+
+
+def run_cost_job(
+    cur: duckdb.DuckDBPyConnection,
+    registry: Registry | None = None,
+    overrides: PriceOverrides | Path | None = None,
+    *,
+    full: bool = False,
+) -> JobResult:
+    """Price and attribute the model calls of every trace touched since the watermark (all: `full`).
+
+    `registry` defaults to the one stored. `overrides` may be the path of a prices file, read as
+    part of the run so that a broken file fails the run like any other error. On any failure
+    nothing is written, the error is recorded in job_state and raised again: the previous priced
+    calls and watermark stay.
+    """
+    started = time.monotonic()
+    try:
+        return _run(cur, registry, overrides, full=full, started=started)
+    except Exception as exc:
+        duration = time.monotonic() - started
+        log.error("the cost job failed after %.2f s: %s", duration, exc)
+        cost_store.record_job_failure(cur, f"{type(exc).__name__}: {exc}", duration_s=duration)
+        raise
+
+
+def _run(
+    cur: duckdb.DuckDBPyConnection,
+    registry: Registry | None,
+    overrides: PriceOverrides | Path | None,
+    *,
+    full: bool,
+    started: float,
+) -> JobResult:
+    if isinstance(overrides, Path):
+        overrides = overrides_from(overrides)
+    watermark = 0 if full else cost_store.job_watermark(cur)
+    spans, new_watermark = cost_store.spans_of_traces_touched_since(cur, watermark)
+    spans = checked(SPANS_SCHEMA, spans)
+    rows = priced_call_rows(spans, registry or load_registry(cur), overrides)
+    traces = spans["trace_id"].unique()
+    duration = time.monotonic() - started
+    # a full run also clears rows of traces that no longer exist (or no longer have calls)
+    cost_store.replace_priced_calls(
+        cur, None if full else traces.to_list(), rows, new_watermark, duration_s=duration
+    )
+    unpriced = rows["cost_usd"].null_count()
+    return JobResult(
+        job=cost_store.COST_JOB,
+        full=full,
+        watermark_from=watermark,
+        watermark_to=new_watermark,
+        traces=len(traces),
+        spans=len(spans),
+        calls=len(rows),
+        priced_calls=len(rows) - unpriced,
+        unpriced_calls=unpriced,
+        duration_s=round(time.monotonic() - started, 3),
+    )
+
+
+def priced_call_rows(
+    spans: pl.DataFrame, registry: Registry, overrides: PriceOverrides | None = None
+) -> pl.DataFrame:
+    """One row per model call of `spans`, priced and attributed, as `cost_store.PRICED_CALL_COLUMNS`."""
+    calls = model_calls(spans)
+    priced = checked(PRICED_CALLS_SCHEMA, price_calls(calls, overrides))
+    attributed = attribute(priced, owning_agents(spans), registry)
+    rows = attributed.select(
+        "trace_id",
+        "span_id",
+        pl.col("start_time").cast(pl.Datetime("ns")),
+        pl.col("start_time").dt.date().alias("day"),
+        "agent_id",
+        "match_status",
+        "observed_identity",
+        "department_id",
+        "cost_centre",
+        "provider",
+        pl.coalesce("response_model", "request_model").alias("model"),
+        "priced_provider",
+        "priced_model",
+        *[pl.col(name).cast(pl.Int64) for name in _TOKEN_COLUMNS],
+        "cost_usd",
+        "price_source",
+        "unpriced_reason",
+        "reported_cost_mismatch",
+    )
+    return checked(PRICED_CALL_ROWS_SCHEMA, rows)
+
+
+_TOKEN_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)

@@ -1,0 +1,84 @@
+"""Spend and the jobs that compute it over HTTP: run the cost job, read spend by any dimension.
+
+Spend is scoped like the registry: a finance token of one department sees only that department's
+calls, an owner token only its agent's; spend that no registered agent owns (unregistered or
+ambiguous identities) is visible to unscoped tokens alone. Running the job needs the
+`write_registry` permission, as it rewrites what every report reads.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+import duckdb
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+
+from analytics.jobs import JobResult
+from analytics.scheduler import JobScheduler
+from muster.api.deps import cursor, reader, registry_writer
+from muster.api.scope import agent_filter, department_filter
+from muster.auth import Principal
+from warehouse import cost_store
+
+router = APIRouter(prefix="/api/v1", tags=["costs"])
+
+SpendDimension = Literal["department", "agent", "model", "provider", "cost_centre", "day"]
+
+
+def _scheduler(request: Request) -> JobScheduler:
+    jobs = request.app.state.jobs
+    if jobs is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "jobs do not run in this process")
+    return jobs
+
+
+@router.post("/jobs/run")
+def run_jobs(
+    full: bool = False,
+    _: Principal = Depends(registry_writer),
+    jobs: JobScheduler = Depends(_scheduler),
+) -> dict[str, Any]:
+    """Run the cost job now: the traces touched since its last run, or every trace with `full`."""
+    try:
+        result: JobResult = jobs.run_now(full=full)
+    except Exception as exc:  # every failure is reported the same way, with its cause
+        raise HTTPException(
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+            f"the cost job failed, previous results stay: {type(exc).__name__}: {exc}",
+        ) from exc
+    return result.to_dict()
+
+
+@router.get("/jobs")
+def job_states(
+    _: Principal = Depends(reader), cur: duckdb.DuckDBPyConnection = Depends(cursor)
+) -> list[dict[str, Any]]:
+    """Each job's watermark and last run: when, how long, and the error if it failed."""
+    state = cost_store.job_state(cur)
+    return [state] if state else []
+
+
+@router.get("/spend")
+def spend(
+    by: SpendDimension = "department",
+    start: date | None = Query(None, alias="from", description="First UTC day included (YYYY-MM-DD)."),
+    end: date | None = Query(None, alias="to", description="Last UTC day included (YYYY-MM-DD)."),
+    who: Principal = Depends(reader),
+    cur: duckdb.DuckDBPyConnection = Depends(cursor),
+) -> list[dict[str, Any]]:
+    """Spend per department, agent, model, provider, cost centre or day, inside your scope.
+
+    Costs are exact USD decimals as strings; `unpriced_calls` counts calls no price was found for
+    (never counted as $0 silently).
+    """
+    if start and end and start > end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"from ({start}) is after to ({end})")
+    return cost_store.spend_by(
+        cur,
+        by=by,
+        start=start,
+        end=end,
+        department_ids=department_filter(who),
+        agent_ids=agent_filter(who),
+    )

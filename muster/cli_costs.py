@@ -1,0 +1,90 @@
+"""`muster jobs run` and `muster spend`: compute costs now, and read spend by any dimension."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from muster.cli_common import JsonOption, emit, fail, muster_session, out
+
+jobs = typer.Typer(help="The jobs that price and attribute model calls.", no_args_is_help=True)
+
+
+class SpendBy(StrEnum):
+    department = "department"
+    agent = "agent"
+    model = "model"
+    provider = "provider"
+    cost_centre = "cost_centre"
+    day = "day"
+
+
+@jobs.command("run")
+def run(
+    full: Annotated[bool, typer.Option("--full", help="Recompute every trace, not only new ones.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the cost job now: price and attribute the model calls of the traces that arrived."""
+    with muster_session() as muster:
+        result = muster.post(f"/api/v1/jobs/run?full={str(full).lower()}")
+    emit(result, as_json, _print_job)
+
+
+def spend(
+    by: Annotated[SpendBy, typer.Option("--by", help="What to group spend by.")] = SpendBy.department,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First UTC day included, YYYY-MM-DD.", show_default=False)
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Last UTC day included, YYYY-MM-DD.", show_default=False)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Spend in USD by department, agent, model, provider, cost centre or day, with calls and tokens."""
+    start_day, end_day = _day(start, "--from"), _day(end, "--to")
+    with muster_session() as muster:
+        rows = muster.get("/api/v1/spend", by=by.value, **{"from": start_day, "to": end_day})
+    emit(rows, as_json, lambda _: _print_spend(rows, by.value))
+
+
+def _day(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        fail(f"{option} {value!r} is not a date: write it as YYYY-MM-DD", code=2)
+        raise  # unreachable: fail() exits
+
+
+def _print_job(result: Any) -> None:
+    out.print(
+        f"priced {result['priced_calls']:,} of {result['calls']:,} model calls "
+        f"({result['unpriced_calls']:,} unpriced) in {result['traces']:,} traces, "
+        f"{result['duration_s']:.2f} s; watermark {result['watermark_from']} → {result['watermark_to']}"
+    )
+
+
+def _print_spend(rows: list[dict[str, Any]], by: str) -> None:
+    shown = Table(by)
+    for column in ("cost (USD)", "calls", "unpriced", "input tokens", "output tokens"):
+        shown.add_column(column, justify="right")
+    total = Decimal(0)
+    for row in rows:
+        cost = Decimal(row["cost_usd"])
+        total += cost
+        shown.add_row(
+            "(none)" if row[by] is None else str(row[by]),
+            f"{cost:,.4f}",  # agents' calls cost fractions of a cent; cents would show 0.00
+            f"{row['calls']:,}",
+            f"{row['unpriced_calls']:,}",
+            f"{row['input_tokens']:,}",
+            f"{row['output_tokens']:,}",
+        )
+    out.print(shown)
+    out.print(f"total [bold]${total:,.4f}[/bold]")

@@ -1,0 +1,275 @@
+"""All SQL of the cost job and of spend reports: read new traces, replace their priced calls, sum spend.
+
+The cost job reads incrementally: the traces that received spans after its watermark (the writer's
+`ingest_seq`), then every span of those traces, with only the columns attribution and pricing read,
+so a run costs in proportion to new data, not to history. It writes a trace's priced calls and its
+new watermark in one transaction: a run that fails leaves the previous results and watermark, and
+a re-run replaces rather than adds. Values travel as parameters only; the few SQL fragments chosen
+by name come from constant tables in this module, never from input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import polars as pl
+
+Cursor = duckdb.DuckDBPyConnection
+
+COST_JOB = "costs"
+
+# What attribution (owners, identity keys, model-call detection) and pricing read of a span.
+SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "start_time",
+    "operation",
+    "provider",
+    "request_model",
+    "response_model",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "reported_cost_usd",
+    "agent_id",
+    "agent_name",
+    "credential_agent_id",
+    "service_namespace",
+    "service_name",
+    "environment",
+    "resource_attributes",
+)
+
+# The columns of priced_calls, in table order: the frame given to replace_priced_calls has them all.
+PRICED_CALL_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "start_time",
+    "day",
+    "agent_id",
+    "match_status",
+    "observed_identity",
+    "department_id",
+    "cost_centre",
+    "provider",
+    "model",
+    "priced_provider",
+    "priced_model",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "price_source",
+    "unpriced_reason",
+    "reported_cost_mismatch",
+)
+
+
+# Reading new spans
+
+
+_WATERMARK = "SELECT watermark FROM job_state WHERE job = $job"
+
+
+def job_watermark(cur: Cursor, job: str = COST_JOB) -> int:
+    """The last `ingest_seq` the job has fully processed; 0 before its first run."""
+    rows = cur.execute(_WATERMARK, {"job": job}).fetchall()
+    return rows[0][0] if rows else 0
+
+
+_COLUMN_LIST = ", ".join(SPAN_COLUMNS)
+
+# A span exported twice (a retry the writer did not catch) is read once: its first copy.
+_SPANS_OF_TOUCHED_TRACES = f"""
+WITH touched AS (SELECT DISTINCT trace_id FROM spans WHERE ingest_seq > $watermark)
+SELECT {_COLUMN_LIST}, ingest_seq FROM spans
+WHERE trace_id IN (SELECT trace_id FROM touched)
+QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq) = 1
+"""  # noqa: S608 - composed of constant SQL only
+
+
+def spans_of_traces_touched_since(cur: Cursor, watermark: int) -> tuple[pl.DataFrame, int]:
+    """Every span of the traces that received spans after `watermark`, and the new watermark.
+
+    One statement reads both, so the watermark returned is exactly as far as the frame goes:
+    spans committed meanwhile have a higher `ingest_seq` and are read by the next run.
+    """
+    frame = cur.sql(_SPANS_OF_TOUCHED_TRACES, params={"watermark": watermark}).pl()
+    new_watermark = frame["ingest_seq"].max() if len(frame) else watermark
+    return frame.drop("ingest_seq"), int(new_watermark)  # type: ignore[arg-type]
+
+
+# Writing priced calls
+
+
+_DELETE_TRACES = "DELETE FROM priced_calls WHERE trace_id IN (SELECT unnest($traces::VARCHAR[]))"
+_DELETE_ALL = "DELETE FROM priced_calls"
+_INSERT = f"""
+INSERT INTO priced_calls ({", ".join(PRICED_CALL_COLUMNS)}, computed_at)
+SELECT {", ".join(PRICED_CALL_COLUMNS)}, now() FROM _incoming_priced_calls
+"""  # noqa: S608 - composed of constant SQL only
+_ADVANCE = """
+INSERT INTO job_state (job, watermark, last_run_at, last_duration_s, last_error)
+VALUES ($job, $watermark, now(), $duration, NULL)
+ON CONFLICT (job) DO UPDATE SET watermark = excluded.watermark, last_run_at = excluded.last_run_at,
+    last_duration_s = excluded.last_duration_s, last_error = NULL
+"""
+
+
+def replace_priced_calls(
+    cur: Cursor,
+    trace_ids: Sequence[str] | None,
+    frame: pl.DataFrame,
+    watermark: int,
+    *,
+    duration_s: float = 0.0,
+    job: str = COST_JOB,
+) -> None:
+    """In one transaction: drop these traces' priced calls (all, when None), insert `frame`, advance.
+
+    `frame` has `PRICED_CALL_COLUMNS`. Anything failing rolls everything back, so the previous
+    rows and watermark stand and the next run retries the same traces.
+    """
+    cur.execute("BEGIN")
+    try:
+        if trace_ids is None:
+            cur.execute(_DELETE_ALL)
+        else:
+            cur.execute(_DELETE_TRACES, {"traces": list(trace_ids)})
+        if len(frame):
+            cur.register("_incoming_priced_calls", frame.select(PRICED_CALL_COLUMNS).to_arrow())
+            try:
+                cur.execute(_INSERT)
+            finally:
+                cur.unregister("_incoming_priced_calls")
+        cur.execute(_ADVANCE, {"job": job, "watermark": watermark, "duration": duration_s})
+        cur.execute("COMMIT")
+    except BaseException:
+        _roll_back(cur)
+        raise
+
+
+_RECORD_FAILURE = """
+INSERT INTO job_state (job, watermark, last_run_at, last_duration_s, last_error)
+VALUES ($job, 0, now(), $duration, $error)
+ON CONFLICT (job) DO UPDATE SET last_run_at = excluded.last_run_at,
+    last_duration_s = excluded.last_duration_s, last_error = excluded.last_error
+"""
+
+
+def record_job_failure(cur: Cursor, error: str, *, duration_s: float, job: str = COST_JOB) -> None:
+    """Note a failed run in job_state, keeping the watermark of the last successful one."""
+    cur.execute(_RECORD_FAILURE, {"job": job, "duration": duration_s, "error": error})
+
+
+_JOB_STATE = "SELECT job, watermark, last_run_at, last_duration_s, last_error FROM job_state WHERE job = $job"
+
+
+def job_state(cur: Cursor, job: str = COST_JOB) -> dict[str, Any] | None:
+    """The job's watermark and its last run (when, how long, the error if it failed); None if never run."""
+    rows = cur.execute(_JOB_STATE, {"job": job}).fetchall()
+    if not rows:
+        return None
+    keys = ("job", "watermark", "last_run_at", "last_duration_s", "last_error")
+    return dict(zip(keys, rows[0], strict=True))
+
+
+def _roll_back(cur: Cursor) -> None:
+    with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
+        cur.execute("ROLLBACK")
+
+
+# Spend
+
+
+SPEND_DIMENSIONS = {
+    "department": "department_id",
+    "agent": "coalesce(agent_id, observed_identity)",
+    "model": "model",
+    "provider": "provider",
+    "cost_centre": "cost_centre",
+    "day": "day",
+}
+"""What spend can be grouped by → the constant SQL expression of its key."""
+
+_SPEND_TEMPLATE = """
+SELECT {key} AS key,
+       sum(cost_usd) AS cost_usd,
+       count(*) AS calls,
+       count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
+       coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
+       coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
+       coalesce(sum(cache_read_tokens), 0)::BIGINT AS cache_read_tokens,
+       coalesce(sum(cache_write_tokens), 0)::BIGINT AS cache_write_tokens,
+       coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning_tokens
+FROM priced_calls
+WHERE ($start::DATE IS NULL OR day >= $start::DATE)
+  AND ($end::DATE IS NULL OR day <= $end::DATE)
+  AND ($departments::VARCHAR[] IS NULL OR list_contains($departments::VARCHAR[], department_id))
+  AND ($agents::VARCHAR[] IS NULL OR list_contains($agents::VARCHAR[], agent_id))
+GROUP BY ALL
+ORDER BY cost_usd DESC NULLS LAST, key NULLS LAST
+"""
+_SPEND = {by: _SPEND_TEMPLATE.format(key=key) for by, key in SPEND_DIMENSIONS.items()}
+_SPEND_MEASURES = (
+    "cost_usd",
+    "calls",
+    "unpriced_calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+
+
+def spend_by(
+    cur: Cursor,
+    *,
+    by: str,
+    start: date | None = None,
+    end: date | None = None,
+    department_ids: Collection[str] | None = None,
+    agent_ids: Collection[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Spend per `by` (a key of SPEND_DIMENSIONS) over the UTC days `start`..`end`, both included.
+
+    Confined to these departments and agents (None: all; empty: none). Each row: `by`'s value
+    (None for calls with no department, cost centre…), `cost_usd` as an exact Decimal string
+    ("0" when only unpriced calls), `calls`, `unpriced_calls` and the token sums. Highest spend first.
+    """
+    if by not in _SPEND:
+        raise ValueError(f"cannot group spend by {by!r}: choose one of {', '.join(SPEND_DIMENSIONS)}")
+    params = {
+        "start": start,
+        "end": end,
+        "departments": None if department_ids is None else sorted(department_ids),
+        "agents": None if agent_ids is None else sorted(agent_ids),
+    }
+    rows = cur.execute(_SPEND[by], params).fetchall()
+    return [_spend_row(by, row) for row in rows]
+
+
+def _spend_row(by: str, row: tuple[Any, ...]) -> dict[str, Any]:
+    key, cost, *counts = row
+    measures = dict(zip(_SPEND_MEASURES, (_decimal_text(cost), *counts), strict=True))
+    return {by: key.isoformat() if isinstance(key, date) else key} | measures
+
+
+def _decimal_text(value: Decimal | None) -> str:
+    """An exact decimal as text without trailing zeros: JSON numbers would round through floats."""
+    if value is None:
+        return "0"
+    return format(value.normalize(), "f")
