@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -148,7 +150,7 @@ class Ingest:
         # gRPC and fork do not mix: a pool forked after gRPC starts dies. Spawn a clean interpreter.
         context = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(
-            max_workers=self._workers, mp_context=context, initializer=_leave_signals_to_the_server
+            max_workers=self._workers, mp_context=context, initializer=_start_worker
         )
 
 
@@ -156,6 +158,16 @@ def _warm_up(_: int) -> None:
     time.sleep(0.05)  # long enough that every worker of the pool gets one of these
 
 
-def _leave_signals_to_the_server() -> None:
-    """Ctrl-C reaches the whole process group; the server, not its workers, decides when to stop."""
+def _start_worker() -> None:
+    """Set up a decode worker: it leaves signals to the server and dies with it."""
+    # Ctrl-C reaches the whole process group; the server, not its workers, decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A server killed outright (SIGKILL, OOM) cannot stop its pool: workers notice and exit.
+    server = os.getppid()
+    threading.Thread(target=_exit_when_orphaned, args=(server,), daemon=True).start()
+
+
+def _exit_when_orphaned(server: int) -> None:
+    while os.getppid() == server:
+        time.sleep(1)
+    os._exit(0)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import psutil
 import grpc
 import httpx
 
@@ -56,8 +57,11 @@ class ServerProcess:
         raise AssertionError("the server did not become ready")
 
     def kill(self) -> None:
+        workers = psutil.Process(self.process.pid).children(recursive=True)
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, "decode workers outlived their killed server"
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
