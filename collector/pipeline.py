@@ -149,9 +149,7 @@ class Ingest:
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="muster-decode")
         # gRPC and fork do not mix: a pool forked after gRPC starts dies. Spawn a clean interpreter.
         context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(
-            max_workers=self._workers, mp_context=context, initializer=_start_worker
-        )
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=context, initializer=_start_worker)
 
 
 def _warm_up(_: int) -> None:

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import duckdb
-import psutil
 import grpc
 import httpx
+import psutil
 
 from tests.payloads import trace_request
 
