@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from collector import normalise as normalise_module
 from collector.errors import InvalidData
 from collector.normalise import (
     LOG_RECORD_SCHEMA,
@@ -50,6 +52,30 @@ from tests.otlp_builders import (
 )
 
 MIGRATION = Path(__file__).resolve().parents[1] / "warehouse" / "migrations" / "001_telemetry.sql"
+
+
+def assert_same_result(got: Normalised, expected: Normalised) -> None:
+    """Two results hold the same rows, in the same order, and the same rejects."""
+    assert got.rejects == expected.rejects
+    assert got.table.schema == expected.table.schema
+    for name in got.table.column_names:
+        a, b = got.table.column(name), expected.table.column(name)
+        if pa.types.is_timestamp(a.type):
+            a, b = a.cast(pa.int64()), b.cast(pa.int64())
+        assert a.to_pylist() == b.to_pylist(), name
+
+
+@pytest.fixture(autouse=True)
+def column_wise_matches_span_by_span(monkeypatch):
+    """Every trace request a test normalises is also checked against the per-span reference path."""
+    column_wise = normalise_module._traces_column_wise
+
+    def checked(raw: bytes) -> Normalised:
+        result = column_wise(raw)  # _PerSpan (the request goes span by span) propagates
+        assert_same_result(result, normalise_module._traces_span_by_span(raw))
+        return result
+
+    monkeypatch.setattr(normalise_module, "_traces_column_wise", checked)
 
 
 def one_span(
@@ -84,6 +110,7 @@ def subset(row: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
 
 _DUCKDB_TYPE = {
     pa.string(): {"VARCHAR", "JSON"},
+    pa.dictionary(pa.int32(), pa.string()): {"VARCHAR"},  # per-block constants, stored as text
     pa.int64(): {"BIGINT"},
     pa.int32(): {"INTEGER"},
     pa.uint32(): {"UINTEGER"},
@@ -1497,3 +1524,179 @@ def test_nan_sorts_into_value_double():
     m.gauge.data_points.append(_point(NumberDataPoint, float("nan")))
     [row] = rows(normalise_metrics(metrics_request({}, [m])).table)
     assert math.isnan(row["value_double"])
+
+
+# --------------------------------------------------------------------------------------------
+# The column-wise span decoder gives exactly what the per-span one gives
+# --------------------------------------------------------------------------------------------
+
+_AWKWARD_VALUES = [
+    "",
+    "plain",
+    'a "quote" and a \\ backslash',
+    "tab\tnew\nline\x00nul\x1f",
+    "ünïcödé ✓ 🚀",
+    "x" * 200,
+    "y" * 20_000,
+    0,
+    1,
+    127,
+    128,
+    16_383,
+    16_384,
+    2**53,
+    2**53 + 1,
+    2**62,
+    -1,
+    -(2**63),
+    0.0,
+    0.5,
+    -2.5,
+    1e300,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    True,
+    False,
+    None,
+    b"\x00\xffbytes",
+    ["a", 1, 2.5],
+    {"k": "v", "n": [1]},
+    "123",
+    "12.0",
+    "-5",
+    "abc",
+    "Anthropic",
+    "claude-3-5-haiku",
+    "LLM",
+]
+_AWKWARD_NAMES = [
+    *sorted({name for names in normalise_module._SLOTS.values() for name in names}),
+    "",
+    "other.attribute",
+    "ключ",
+    'we"ird\\key',
+    "llm.invocation_parameters",
+    "telemetry.sdk.name",
+]
+
+
+def _random_span(rng: Any, n: int) -> Span:
+    trace_id, span_id = ids(n)
+    names = rng.sample(_AWKWARD_NAMES, rng.randint(0, 20))
+    attributes = {name: rng.choice(_AWKWARD_VALUES) for name in names}
+    kwargs: dict[str, Any] = {
+        "kind": rng.choice([0, 1, 2, 3, 4, 5, 9]),
+        "status_code": rng.choice([0, 0, 1, 2, 7]),
+        "status_message": rng.choice(["", "", "boom", 'bäd "thing"']),
+        "parent_span_id": rng.choice([b"", ids(n + 1000)[1]]),
+        "start": T0 + n,
+        "end": T0 + n + rng.choice([0, 5, 10**9]),
+    }
+    roll = rng.random()
+    if roll < 0.04:
+        kwargs["events"] = [event("exception", **{"exception.type": "ValueError"})]
+    elif roll < 0.06:
+        kwargs["links"] = [link(), link(trace_id=b"short")]
+    elif roll < 0.08:
+        kwargs["trace_id"] = rng.choice([b"", bytes(16), b"x" * 15])
+    elif roll < 0.10:
+        kwargs["end"] = T0 - 1
+    elif roll < 0.11:
+        attributes = {f"many.{i}": i for i in range(150)}
+    s = span(
+        rng.choice(["", "chat gpt-4o", "ünï span"]),
+        trace_id=kwargs.pop("trace_id", trace_id),
+        span_id=span_id,
+        attributes=attributes,
+        **kwargs,
+    )
+    if rng.random() < 0.05:
+        s.attributes.extend(attrs({names[0] if names else "dup": "again"} | {"dup": 1}))  # a repeated key
+    if rng.random() < 0.1:
+        s.trace_state = "vendor=1"
+    if rng.random() < 0.1:
+        s.flags = rng.choice([1, 0x301])
+    if rng.random() < 0.1:
+        s.dropped_attributes_count, s.dropped_events_count, s.dropped_links_count = 3, 20_000, 1
+    return s
+
+
+def _random_request(seed: int, max_spans: int = 40) -> bytes:
+    import random
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    rng = random.Random(seed)
+    request = ExportTraceServiceRequest()
+    n = 0
+    for r in range(rng.randint(1, 3)):
+        rs = request.resource_spans.add()
+        resource = {"service.name": f"svc-{r}", "gen_ai.main_agent.name": "boss"}
+        if rng.random() < 0.3:
+            resource["telemetry.sdk.name"] = "openlit"
+        rs.resource.attributes.extend(attrs(resource))
+        for _ in range(rng.randint(1, 2)):
+            ss = rs.scope_spans.add()
+            ss.scope.name = rng.choice(["", "openinference.instrumentation"])
+            ss.schema_url = rng.choice(["", "https://opentelemetry.io/schemas/1.37.0"])
+            for _ in range(rng.randint(0, max_spans)):
+                ss.spans.append(_random_span(rng, n))
+                n += 1
+    return request.SerializeToString()
+
+
+def _same_or_both_invalid(raw: bytes) -> None:
+    try:
+        expected = normalise_module._traces_span_by_span(raw)
+    except InvalidData:
+        with pytest.raises(InvalidData):
+            normalise_traces(raw)
+        return
+    assert_same_result(normalise_traces(raw), expected)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_column_wise_decoder_matches_span_by_span(seed):
+    raw = _random_request(seed)
+    _same_or_both_invalid(raw)
+    with contextlib.suppress(normalise_module._PerSpan):  # most requests are decoded column-wise
+        normalise_module._traces_column_wise(raw)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_column_wise_decoder_on_corrupted_bytes(seed):
+    import random
+
+    rng = random.Random(seed)
+    raw = bytearray(_random_request(1000 + seed, max_spans=8))
+    for _ in range(40):
+        broken = raw.copy()
+        for _ in range(rng.randint(1, 3)):
+            broken[rng.randrange(len(broken))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            broken = broken[: rng.randrange(len(broken))]
+        _same_or_both_invalid(bytes(broken))
+
+
+def test_flags_in_declaration_order_and_unknown_fields_decode_the_same():
+    # Some encoders write fields in .proto declaration order, where flags (16) follows parent (4);
+    # a newer sender may add fields we do not know. Both must decode as the parser reads them.
+    trace_id, span_id = ids(1)
+    times = b"\x39" + (T0).to_bytes(8, "little") + b"\x41" + (T0 + 5).to_bytes(8, "little")
+    attribute = attr_bytes("gen_ai.provider.name", "openai")
+    flags = b"\x85\x01" + (0x301).to_bytes(4, "little")
+    early = _field(1, trace_id) + _field(2, span_id) + flags + _field(5, b"chat") + times
+    late = _field(1, trace_id) + _field(2, ids(2)[1]) + _field(5, b"chat") + times
+    unknown = _field(1, trace_id) + _field(2, ids(3)[1]) + times + b"\xa8\x01\x07"  # field 21
+    spans = [early + _field(9, attribute), late + _field(9, attribute) + flags, unknown]
+    scope_spans = _field(2, b"".join(_field(2, s) for s in spans))
+    raw = _field(1, scope_spans)
+    _same_or_both_invalid(raw)
+    [a, b, c] = rows(normalise_traces(raw).table)
+    assert a["flags"] == b["flags"] == 0x301 and c["flags"] == 0
+    assert a["provider"] == b["provider"] == "openai"
+
+
+def attr_bytes(key: str, value: Any) -> bytes:
+    return attrs({key: value})[0].SerializeToString()

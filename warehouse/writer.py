@@ -228,9 +228,9 @@ class Writer:
 
     def _insert(self, table: str, rows: pa.Table) -> int:
         keys, time_column = _DEDUPE[table]
+        rows = _first_of_each_key(rows, keys)
         bounds = pc.min_max(rows[time_column].cast(pa.int64()))
         same_key = " AND ".join(f"s.{key} = b.{key}" for key in keys)
-        partition = ", ".join(f"b.{key}" for key in keys)
         self._con.register("incoming", rows)
         try:
             result = self._con.execute(
@@ -238,8 +238,7 @@ class Writer:
                 f"SELECT b.*, now() AS received_at, $seq AS ingest_seq FROM incoming b "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {table} s "
                 f"WHERE s.{time_column} BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi) "
-                f"AND {same_key}) "
-                f"QUALIFY row_number() OVER (PARTITION BY {partition}) = 1",
+                f"AND {same_key})",
                 {"seq": self._seq, "lo": bounds["min"].as_py(), "hi": bounds["max"].as_py()},
             ).fetchall()
         finally:
@@ -258,6 +257,22 @@ class Writer:
                 " VALUES (now(), ?, ?, ?, ?, ?)",
                 rows,
             )
+
+
+def _first_of_each_key(rows: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """The rows minus any repeat of an earlier row's key (a retry queued beside its original).
+
+    Checked in Arrow (~0.1 µs a row) rather than with a window function in the INSERT, which
+    materialises every column of the batch and cost ~6 µs a span; repeats are rare, so the
+    usual answer is "none" and the rows pass through untouched.
+    """
+    names = list(keys)
+    distinct = rows.select(names).group_by(names, use_threads=False).aggregate([])
+    if distinct.num_rows == rows.num_rows:
+        return rows
+    numbered = rows.select(names).append_column("_row", pa.array(range(rows.num_rows), pa.int64()))
+    first = numbered.group_by(names, use_threads=False).aggregate([("_row", "min")])["_row_min"]
+    return rows.take(pc.sort_indices(first))
 
 
 def _tables_of(group: list[WriteBatch]) -> list[tuple[str, pa.Table]]:
