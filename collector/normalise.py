@@ -139,6 +139,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -1431,6 +1432,8 @@ _U8 = np.uint8
 _I64 = np.int64
 _HEX_DIGITS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), _U8).reshape(256, 2)
 _SLACK = bytes(1 << 15)  # after the last span, so reads past a malformed length stay in the buffer
+_MAX_JOINED = (1 << 31) - len(_SLACK)
+_LITTLE_ENDIAN = sys.byteorder == "little"
 _MAX_ATTRIBUTE_STEPS = 128  # one numpy step per attribute position; spans with more go span by span
 
 
@@ -2194,6 +2197,8 @@ def _traces_column_wise(raw: bytes) -> Normalised:
         return Normalised(SPAN_SCHEMA.empty_table(), _rejects(rejects), "spans")
     sizes = np.fromiter(map(len, raws), _I64, len(raws))
     ends = np.cumsum(sizes)
+    if ends[-1] >= _MAX_JOINED or not _LITTLE_ENDIAN:  # int32 offsets; byte views read little-endian
+        raise _PerSpan("too large for int32 offsets, or a big-endian machine")
     joined = b"".join([*raws, _SLACK])
     fields = _scan_spans(joined, ends - sizes, ends)
     if 2 * np.count_nonzero(fields.usable) < len(raws):

@@ -1161,6 +1161,21 @@ def test_empty_request_gives_an_empty_table():
 # --------------------------------------------------------------------------------------------
 
 
+def test_results_pickle_through_arrow_ipc_unchanged():
+    # Decode workers send results back pickled; the table travels as one Arrow IPC stream.
+    import pickle
+
+    result = normalise_traces(
+        trace_request(
+            {"service.name": "svc"}, [genai_span(CONVENTION_CASES["openinference"][0]), span(trace_id=b"")]
+        )
+    )
+    back = pickle.loads(pickle.dumps(result))
+    assert back.table.equals(result.table) and back.table.schema == SPAN_SCHEMA
+    assert back.rejects == result.rejects and back.noun == result.noun
+    assert pa.types.is_dictionary(back.table.schema.field("resource_attributes").type)
+
+
 def test_bytes_and_message_give_the_same_table():
     req = trace_request(
         {"service.name": "svc"},

@@ -69,6 +69,43 @@ def test_duplicates_inside_one_group_are_stored_once(warehouse):
     assert count(warehouse) == 3
 
 
+def test_the_first_copy_of_a_repeated_key_is_the_one_stored(warehouse):
+    writer = Writer(warehouse.cursor())
+    first = spans([1, 2]).set_column(2, "name", pa.array(["first", "first"]))
+    again = spans([2, 3]).set_column(2, "name", pa.array(["again", "again"]))
+    for batch in (WriteBatch("spans", first), WriteBatch("spans", again)):
+        writer._queue.put(batch)
+    writer.start()
+    writer.flush(10)
+    writer.shutdown()
+    rows = warehouse.execute("SELECT span_id, name FROM spans ORDER BY span_id").fetchall()
+    assert [(int(span_id, 16), name) for span_id, name in rows] == [(1, "first"), (2, "first"), (3, "again")]
+
+
+def test_in_batch_dedupe_keeps_each_keys_first_row_in_order():
+    import random
+
+    from warehouse.writer import _first_of_each_key
+
+    rng = random.Random(3)
+    for _ in range(20):
+        keys = [(rng.randrange(4), rng.randrange(6)) for _ in range(rng.randrange(1, 40))]
+        rows = pa.table({"a": [k[0] for k in keys], "b": [k[1] for k in keys], "n": list(range(len(keys)))})
+        seen: set = set()
+        expected = [n for n, k in enumerate(keys) if not (k in seen or seen.add(k))]
+        assert _first_of_each_key(rows, ("a", "b")).column("n").to_pylist() == expected
+
+
+def test_dictionary_encoded_columns_are_stored_as_text(writer, warehouse):
+    # The normaliser sends per-resource constants (service, resource JSON) dictionary-encoded.
+    rows = spans([1, 2, 3])
+    service = pa.DictionaryArray.from_arrays(pa.array([0, 0, 1], pa.int32()), pa.array(["a", "b"]))
+    writer.submit(WriteBatch("spans", rows.append_column("service_name", service))).result(10)
+    writer.submit(WriteBatch("spans", spans([4]))).result(10)  # the column missing altogether
+    names = warehouse.execute("SELECT service_name FROM spans ORDER BY span_id").fetchall()
+    assert names == [("a",), ("a",), ("b",), (None,)]
+
+
 def test_queued_batches_are_committed_together(warehouse):
     commits: list[CommitStats] = []
     writer = Writer(warehouse.cursor(), on_commit=commits.append)

@@ -272,7 +272,7 @@ def _first_of_each_key(rows: pa.Table, keys: tuple[str, ...]) -> pa.Table:
         return rows
     numbered = rows.select(names).append_column("_row", pa.array(range(rows.num_rows), pa.int64()))
     first = numbered.group_by(names, use_threads=False).aggregate([("_row", "min")])["_row_min"]
-    return rows.take(pc.sort_indices(first))
+    return rows.take(pc.take(first, pc.sort_indices(first)))  # the first rows, in arrival order
 
 
 def _tables_of(group: list[WriteBatch]) -> list[tuple[str, pa.Table]]:
