@@ -781,13 +781,19 @@ class Profiler:
                 self._proc.kill()
 
 
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    """The server's extra environment: scheduled jobs off unless asked for, then --server-env."""
+    env = {} if args.jobs else {"MUSTER_JOBS_INTERVAL_SECONDS": "0"}
+    return env | dict(kv.split("=", 1) for kv in args.server_env)
+
+
 def run_scenario(sc: Scenario, args: argparse.Namespace) -> dict:
     """Fresh server, the fleet, the figures, the durability check; the server is always stopped."""
     workdir = Path(tempfile.mkdtemp(prefix=f"muster-bench-{sc.name}-"))
     server = ServerUnderTest(
         shlex.split(args.server_cmd) if args.server_cmd else default_server_cmd(),
         workdir / "data",
-        dict(kv.split("=", 1) for kv in args.server_env),
+        server_env(args),
     )
     sampler: Sampler | None = None
     try:
@@ -1102,6 +1108,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         help="extra environment for the server, e.g. MUSTER_DECODE_WORKERS=2",
+    )
+    p.add_argument(
+        "--jobs",
+        action="store_true",
+        help="leave the server's scheduled cost job on (off by default: it is not ingest, and whether "
+        "its run falls inside the window would depend on the window's length)",
     )
     p.add_argument("--profile", metavar="DIR", help="py-spy the server during the window; raw stacks here")
     p.add_argument("--keep", action="store_true", help="keep the data directory and server log")

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     )
     commit_max_rows: int = Field(500_000, ge=1, description="Most rows the writer puts in one group commit.")
     warehouse_memory_limit: str = Field(
-        "512MB",
+        "256MB",
         pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory DuckDB may use for its buffers before it spills to disk, e.g. 512MB or 2GiB.",
     )
