@@ -7,9 +7,11 @@ DuckDB fast (one commit per request would cap ingest far below what a fleet send
 whatever is queued, rather than waiting a fixed time, keeps latency low when traffic is light.
 
 Rows are deduplicated on insert so an exporter's retry is stored once: spans on
-(trace_id, span_id), metric points and log records on their content hash. The anti-join is
-bounded by the batch's time range, which lets DuckDB skip row groups by their min/max, so the cost
-of a commit grows with the batch, not with the history (a retried item has the same timestamp).
+(trace_id, span_id), metric points and log records on their content hash. Within a group the
+first row of each key is kept (checked in Arrow before the INSERT); against stored rows an
+anti-join in the INSERT, bounded by the batch's time range, which lets DuckDB skip row groups by
+their min/max, so the cost of a commit grows with the batch, not with the history (a retried
+item has the same timestamp).
 """
 
 from __future__ import annotations
