@@ -44,15 +44,22 @@ class Permission(StrEnum):
     WRITE_REGISTRY = "write_registry"
     MANAGE_CREDENTIALS = "manage_credentials"
     MANAGE_TOKENS = "manage_tokens"
+    TRIAGE = "triage"  # acknowledge and silence findings and alerts within the token's scope
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.PLATFORM: frozenset(
-        {Permission.READ, Permission.READ_INGEST, Permission.WRITE_REGISTRY, Permission.MANAGE_CREDENTIALS}
+        {
+            Permission.READ,
+            Permission.READ_INGEST,
+            Permission.WRITE_REGISTRY,
+            Permission.MANAGE_CREDENTIALS,
+            Permission.TRIAGE,
+        }
     ),
-    Role.FINANCE: frozenset({Permission.READ}),
-    Role.OWNER: frozenset({Permission.READ, Permission.MANAGE_CREDENTIALS}),
+    Role.FINANCE: frozenset({Permission.READ, Permission.TRIAGE}),
+    Role.OWNER: frozenset({Permission.READ, Permission.MANAGE_CREDENTIALS, Permission.TRIAGE}),
     Role.VIEWER: frozenset({Permission.READ}),
 }
 
