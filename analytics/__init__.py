@@ -7,6 +7,7 @@ The stages are pure functions over Polars frames, each with its own module:
     forecast     month_end_forecast, budget_status: month-end spend against budgets
     anomaly      daily_anomalies: spend above a robust, weekday-seasonal baseline
     runaway      runaway_conversations, runaway_rates: loops far above an agent's own norm
+    activity     trace_agents: per (trace, owning identity), what the agent did, used and cost
 
 Jobs read and write the warehouse through `warehouse.cost_store` and run the stages:
 
@@ -16,6 +17,7 @@ Jobs read and write the warehouse through `warehouse.cost_store` and run the sta
 Forecasts, anomalies and runaway loops are not yet wired into jobs, findings or the API.
 """
 
+from analytics.activity import trace_agents
 from analytics.anomaly import daily_anomalies, daily_baseline
 from analytics.attribution import (
     AGENT_KEY_COLUMNS,
@@ -94,4 +96,5 @@ __all__: list[str] = [
     "run_cost_job",
     "runaway_conversations",
     "runaway_rates",
+    "trace_agents",
 ]

@@ -373,6 +373,18 @@ def _with_verdicts(keyed: pl.DataFrame, registry: Registry) -> pl.DataFrame:
     return keyed.join(verdicts, on=_WHO, how="left", nulls_equal=True, maintain_order="left")
 
 
+def identity_verdicts(identities: pl.DataFrame, registry: Registry) -> pl.DataFrame:
+    """`identities` (with `registry.IDENTITY_COLUMNS`) plus the registry's verdict, rows in order.
+
+    Adds `agent_id`, `match_status`, `matched_by`, `candidates`, `observed_identity`, `department_id`
+    and `cost_centre`, decided exactly as `attribute` decides them for calls of the same identity.
+    """
+    who = identities.with_columns(
+        pl.col(name).alias(who) for name, who in zip(IDENTITY_COLUMNS, _WHO, strict=True)
+    )
+    return _with_verdicts(who, registry).drop(_WHO)
+
+
 def _identity_verdicts(keyed: pl.DataFrame, registry: Registry) -> pl.DataFrame:
     """Per distinct identity (the `_WHO` columns): the registry's verdict, department and cost centre."""
     identities = keyed.select(_WHO).unique()

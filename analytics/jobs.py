@@ -3,11 +3,13 @@
 One run reads the traces touched since the job's watermark (all traces with `full=True`) through
 `warehouse.cost_store`, which pushes that scan down to the engine, then decides in Polars:
 `model_calls` → `price_calls` → `owning_agents` + `attribute` against the registry → one row per
-call. The rows replace the traces' previous rows and the watermark advances in one transaction,
-so a re-run, a retried export or a late span never counts a call twice.
+call, and `trace_agents` → one row per (trace, owning identity) with what that agent did in the
+trace. Both replace the traces' previous rows and the watermark advances in one transaction, so a
+re-run, a retried export or a late span never counts a call twice.
 
 Pandera contracts guard both edges: the spans read (`SPANS_SCHEMA`), the priced calls
-(`analytics.pricing.PRICED_CALLS_SCHEMA`) and the rows written (`PRICED_CALL_ROWS_SCHEMA`). A
+(`analytics.pricing.PRICED_CALLS_SCHEMA`) and the rows written (`PRICED_CALL_ROWS_SCHEMA`,
+`TRACE_AGENT_ROWS_SCHEMA`). A
 violation fails the run with `ContractViolation`, naming the offending rows; like any other
 failure it rolls back, is recorded in `job_state.last_error`, and leaves the previous results.
 """
@@ -24,6 +26,7 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
+from analytics.activity import trace_agents
 from analytics.attribution import attribute, model_calls, owning_agents
 from analytics.pricing import (
     COST_DTYPE,
@@ -43,9 +46,11 @@ log = logging.getLogger(__name__)
 __all__ = [
     "PRICED_CALL_ROWS_SCHEMA",
     "SPANS_SCHEMA",
+    "TRACE_AGENT_ROWS_SCHEMA",
     "ContractViolation",
     "JobResult",
     "checked",
+    "derived_rows",
     "overrides_from",
     "priced_call_rows",
     "run_cost_job",
@@ -104,6 +109,36 @@ PRICED_CALL_ROWS_SCHEMA = pa.DataFrameSchema(
     name="priced calls written",
 )
 """The cost job's output contract: one row per call, known statuses, costs never negative."""
+
+
+TRACE_AGENT_ROWS_SCHEMA = pa.DataFrameSchema(
+    {
+        "trace_id": pa.Column(pl.String, nullable=False),
+        "day": pa.Column(pl.Date, nullable=False),
+        "first_seen": pa.Column(pl.Datetime("ns"), nullable=False),
+        "last_seen": pa.Column(pl.Datetime("ns"), nullable=False),
+        "match_status": pa.Column(pl.String, pa.Check.isin([str(status) for status in MatchStatus])),
+        **{
+            name: pa.Column(pl.Int64, pa.Check.ge(0), nullable=False)
+            for name in ("spans", "agent_spans", "model_calls", "error_spans", "unpriced_calls")
+        },
+        "cost_usd": pa.Column(COST_DTYPE, pa.Check.ge(0), nullable=True),
+        "content_captured": pa.Column(pl.Boolean, nullable=False),
+    },
+    checks=[
+        pa.Check(
+            lambda data: data.lazyframe.select(pl.col("first_seen") <= pl.col("last_seen")),
+            name="seen in order",
+        ),
+        pa.Check(
+            lambda data: data.lazyframe.select(pl.col("unpriced_calls") <= pl.col("model_calls")),
+            name="unpriced calls are calls",
+        ),
+    ],
+    strict=False,
+    name="trace agents written",
+)
+"""The trace_agents contract: known statuses, counts never negative, costs never negative."""
 
 
 def checked(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
@@ -180,12 +215,12 @@ def _run(
     watermark = 0 if full else cost_store.job_watermark(cur)
     spans, new_watermark = cost_store.spans_of_traces_touched_since(cur, watermark)
     spans = checked(SPANS_SCHEMA, spans)
-    rows = priced_call_rows(spans, registry or load_registry(cur), overrides)
+    rows, agents = derived_rows(spans, registry or load_registry(cur), overrides)
     traces = spans["trace_id"].unique()
     duration = time.monotonic() - started
     # a full run also clears rows of traces that no longer exist (or no longer have calls)
     cost_store.replace_priced_calls(
-        cur, None if full else traces.to_list(), rows, new_watermark, duration_s=duration
+        cur, None if full else traces.to_list(), rows, new_watermark, agents=agents, duration_s=duration
     )
     unpriced = rows["cost_usd"].null_count()
     return JobResult(
@@ -202,13 +237,28 @@ def _run(
     )
 
 
+def derived_rows(
+    spans: pl.DataFrame, registry: Registry, overrides: PriceOverrides | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What the job writes for whole traces `spans`: their priced calls and their trace_agents rows."""
+    owners = owning_agents(spans)
+    rows = _priced_call_rows(spans, owners, registry, overrides)
+    return rows, checked(TRACE_AGENT_ROWS_SCHEMA, trace_agents(spans, owners, rows, registry))
+
+
 def priced_call_rows(
     spans: pl.DataFrame, registry: Registry, overrides: PriceOverrides | None = None
 ) -> pl.DataFrame:
     """One row per model call of `spans`, priced and attributed, as `cost_store.PRICED_CALL_COLUMNS`."""
+    return _priced_call_rows(spans, owning_agents(spans), registry, overrides)
+
+
+def _priced_call_rows(
+    spans: pl.DataFrame, owners: pl.DataFrame, registry: Registry, overrides: PriceOverrides | None
+) -> pl.DataFrame:
     calls = model_calls(spans)
     priced = checked(PRICED_CALLS_SCHEMA, price_calls(calls, overrides))
-    attributed = attribute(priced, owning_agents(spans), registry)
+    attributed = attribute(priced, owners, registry)
     rows = attributed.select(
         "trace_id",
         "span_id",

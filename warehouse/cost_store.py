@@ -47,6 +47,15 @@ SPAN_COLUMNS = (
     "service_name",
     "environment",
     "resource_attributes",
+    # read for trace_agents, the per-trace agent activity
+    "status_code",
+    "host_name",
+    "sdk_language",
+    "scope_name",
+    "tool_name",
+    "conversation_id",
+    "data_source_id",
+    "server_address",
 )
 
 # The columns of priced_calls, in table order: the frame given to replace_priced_calls has them all.
@@ -76,6 +85,48 @@ PRICED_CALL_COLUMNS = (
     "reported_cost_mismatch",
 )
 
+# The columns of trace_agents, in table order but for computed_at: the frame given to
+# replace_priced_calls as `agents` has them all.
+TRACE_AGENT_COLUMNS = (
+    "trace_id",
+    "day",
+    "first_seen",
+    "last_seen",
+    "agent_id",
+    "match_status",
+    "observed_identity",
+    "department_id",
+    "cost_centre",
+    "credential_agent_id",
+    "gen_ai_agent_id",
+    "main_agent_id",
+    "agent_name",
+    "service_namespace",
+    "service_name",
+    "environment",
+    "spans",
+    "agent_spans",
+    "model_calls",
+    "error_spans",
+    "cost_usd",
+    "unpriced_calls",
+    "input_tokens",
+    "output_tokens",
+    "conversations",
+    "hosts",
+    "services",
+    "sdk_languages",
+    "scopes",
+    "providers",
+    "models",
+    "tools",
+    "data_sources",
+    "endpoints",
+    "resource_keys",
+    "content_captured",
+    "sample_span_id",
+)
+
 
 # Reading new spans
 
@@ -91,10 +142,31 @@ def job_watermark(cur: Cursor, job: str = COST_JOB) -> int:
 
 _COLUMN_LIST = ", ".join(SPAN_COLUMNS)
 
+# Whether a span carries prompt or response content, decided here so that the JSON text never
+# travels to Python. Attribute keys are matched where a key starts (after `{` or `,`, which an
+# escaped quote inside a string value cannot give), in orjson's compact form as the collector writes
+# it: current (gen_ai.input.messages, gen_ai.output.messages, gen_ai.system_instructions), older
+# (gen_ai.prompt, gen_ai.completion and their indexed forms; not gen_ai.prompt.name or .version,
+# which name a template), OpenInference (llm.input_messages.*, llm.output_messages.*, input.value,
+# output.value) and Traceloop (traceloop.entity.input, .output). Events count by their name:
+# gen_ai.content.prompt, gen_ai.content.completion, gen_ai.<role>.message, gen_ai.choice; and the
+# keys above inside an event's attributes count too.
+_CONTENT_KEYS = (
+    r'[{,]"(gen_ai\.(input|output)\.messages"|gen_ai\.system_instructions"'
+    r'|gen_ai\.(prompt|completion)(\.[0-9][^"]*)?"|llm\.(input|output)_messages[."]'
+    r'|(input|output)\.value"|traceloop\.entity\.(input|output)")'
+)
+_CONTENT_EVENTS = r'"name":"(gen_ai\.content\.(prompt|completion)|gen_ai\.[a-z_]+\.message|gen_ai\.choice)"'
+_CONTENT_CAPTURED = (
+    f"coalesce(regexp_matches(attributes, '{_CONTENT_KEYS}'), false)"
+    f" OR coalesce(regexp_matches(events, '{_CONTENT_EVENTS}') OR regexp_matches(events, '{_CONTENT_KEYS}'),"
+    " false) AS content_captured"
+)
+
 # A span exported twice (a retry the writer did not catch) is read once: its first copy.
 _SPANS_OF_TOUCHED_TRACES = f"""
 WITH touched AS (SELECT DISTINCT trace_id FROM spans WHERE ingest_seq > $watermark)
-SELECT {_COLUMN_LIST}, ingest_seq FROM spans
+SELECT {_COLUMN_LIST}, {_CONTENT_CAPTURED}, ingest_seq FROM spans
 WHERE trace_id IN (SELECT trace_id FROM touched)
 QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq) = 1
 """  # noqa: S608 - composed of constant SQL only
@@ -114,12 +186,20 @@ def spans_of_traces_touched_since(cur: Cursor, watermark: int) -> tuple[pl.DataF
 # Writing priced calls
 
 
-_DELETE_TRACES = "DELETE FROM priced_calls WHERE trace_id IN (SELECT unnest($traces::VARCHAR[]))"
-_DELETE_ALL = "DELETE FROM priced_calls"
-_INSERT = f"""
-INSERT INTO priced_calls ({", ".join(PRICED_CALL_COLUMNS)}, computed_at)
-SELECT {", ".join(PRICED_CALL_COLUMNS)}, now() FROM _incoming_priced_calls
+# The tables a trace's derivation fills, each rewritten a whole trace at a time: table → columns.
+_DERIVED = {"priced_calls": PRICED_CALL_COLUMNS, "trace_agents": TRACE_AGENT_COLUMNS}
+_DELETE_TRACES = {
+    table: f"DELETE FROM {table} WHERE trace_id IN (SELECT unnest($traces::VARCHAR[]))"  # noqa: S608
+    for table in _DERIVED
+}
+_DELETE_ALL = {table: f"DELETE FROM {table}" for table in _DERIVED}  # noqa: S608
+_INSERT = {
+    table: f"""
+INSERT INTO {table} ({", ".join(columns)}, computed_at)
+SELECT {", ".join(columns)}, now() FROM _incoming_{table}
 """  # noqa: S608 - composed of constant SQL only
+    for table, columns in _DERIVED.items()
+}
 _ADVANCE = """
 INSERT INTO job_state (job, watermark, last_run_at, last_duration_s, last_error)
 VALUES ($job, $watermark, now(), $duration, NULL)
@@ -134,31 +214,42 @@ def replace_priced_calls(
     frame: pl.DataFrame,
     watermark: int,
     *,
+    agents: pl.DataFrame | None = None,
     duration_s: float = 0.0,
     job: str = COST_JOB,
 ) -> None:
-    """In one transaction: drop these traces' priced calls (all, when None), insert `frame`, advance.
+    """In one transaction: drop these traces' derived rows (all, when None), insert the new, advance.
 
-    `frame` has `PRICED_CALL_COLUMNS`. Anything failing rolls everything back, so the previous
-    rows and watermark stand and the next run retries the same traces.
+    `frame` has `PRICED_CALL_COLUMNS` and `agents` (the traces' trace_agents rows; none when
+    omitted) `TRACE_AGENT_COLUMNS`. Both tables lose the traces' rows. Anything failing rolls
+    everything back, so the previous rows and watermark stand and the next run retries the same
+    traces.
     """
+    incoming = {"priced_calls": frame, "trace_agents": agents}
     cur.execute("BEGIN")
     try:
-        if trace_ids is None:
-            cur.execute(_DELETE_ALL)
-        else:
-            cur.execute(_DELETE_TRACES, {"traces": list(trace_ids)})
-        if len(frame):
-            cur.register("_incoming_priced_calls", frame.select(PRICED_CALL_COLUMNS).to_arrow())
-            try:
-                cur.execute(_INSERT)
-            finally:
-                cur.unregister("_incoming_priced_calls")
+        for table in _DERIVED:
+            if trace_ids is None:
+                cur.execute(_DELETE_ALL[table])
+            else:
+                cur.execute(_DELETE_TRACES[table], {"traces": list(trace_ids)})
+            rows = incoming[table]
+            if rows is not None and len(rows):
+                _insert(cur, table, rows)
         cur.execute(_ADVANCE, {"job": job, "watermark": watermark, "duration": duration_s})
         cur.execute("COMMIT")
     except BaseException:
         _roll_back(cur)
         raise
+
+
+def _insert(cur: Cursor, table: str, rows: pl.DataFrame) -> None:
+    name = f"_incoming_{table}"
+    cur.register(name, rows.select(_DERIVED[table]).to_arrow())
+    try:
+        cur.execute(_INSERT[table])
+    finally:
+        cur.unregister(name)
 
 
 _RECORD_FAILURE = """

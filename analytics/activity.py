@@ -1,0 +1,216 @@
+"""Agent activity per trace: one row per (trace, owning identity) saying what that agent did in it.
+
+`trace_agents` sums a trace's spans by the identity that owns them — the one `owning_agents` bills
+each span to: its agent span's identity keys, else the span's own — and gives each identity the
+registry's verdict exactly as `attribute` gives it to calls, so a call's row in priced_calls and
+its owner's row here always agree. The inventory and the findings rules read these rows instead
+of scanning spans: what each agent ran on (hosts, services, SDKs, instrumentation scopes), what it
+used (providers, models, endpoints, tools, data sources), what it cost, and whether it captured
+prompt or response content.
+"""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from analytics.attribution import identity_verdicts
+from analytics.pricing import COST_DTYPE
+from registry import IDENTITY_COLUMNS, Registry
+
+__all__ = ["LIST_COLUMNS", "trace_agents"]
+
+# list column → the span expression whose distinct values it holds, over which spans
+_CALL = pl.col("_call")
+LIST_COLUMNS = {
+    "conversations": (pl.col("conversation_id"), None),
+    "hosts": (pl.col("host_name"), None),
+    "services": (
+        pl.when(pl.col("_span_namespace").is_not_null() & (pl.col("_span_namespace") != ""))
+        .then(pl.concat_str("_span_namespace", pl.lit("/"), "_span_service"))
+        .otherwise(pl.col("_span_service")),
+        None,
+    ),
+    "sdk_languages": (pl.col("sdk_language"), None),
+    "scopes": (pl.col("scope_name"), None),
+    "providers": (pl.col("provider"), _CALL),
+    "models": (pl.coalesce("response_model", "request_model"), _CALL),
+    "tools": (pl.col("tool_name"), None),
+    "data_sources": (pl.col("data_source_id"), None),
+    "endpoints": (pl.col("server_address"), _CALL),
+}
+"""Each list column of trace_agents: the span value it collects, and the spans it reads (None: all)."""
+
+_SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "start_time",
+    "status_code",
+    "host_name",
+    "service_namespace",
+    "service_name",
+    "sdk_language",
+    "scope_name",
+    "provider",
+    "request_model",
+    "response_model",
+    "tool_name",
+    "conversation_id",
+    "data_source_id",
+    "server_address",
+    "resource_attributes",
+    "content_captured",
+)
+_GROUP = ["trace_id", *IDENTITY_COLUMNS]
+_VERDICT_COLUMNS = ("agent_id", "match_status", "observed_identity", "department_id", "cost_centre")
+
+
+def trace_agents(
+    spans: pl.DataFrame, owners: pl.DataFrame, calls: pl.DataFrame, registry: Registry
+) -> pl.DataFrame:
+    """One row per (trace, owning identity) of `spans`, with the columns of `trace_agents` (bar computed_at).
+
+    `owners` is `owning_agents(spans)` (same rows, same order); `calls` are the priced call rows of
+    the same spans (`trace_id`, `span_id`, `cost_usd`, `input_tokens`, `output_tokens`). Columns of
+    `spans` the frame lacks count as null; `content_captured`, when missing, as false.
+    """
+    frame = _owned_spans(spans, owners, calls)
+    resources, keys = _resources(frame)
+    groups = (
+        frame.with_columns(_resource=_resource_ids(frame, resources))
+        .group_by(_GROUP)
+        .agg(*_measures(), *_lists(), pl.col("_resource").unique().drop_nulls().alias("_resources"))
+    )
+    groups = groups.with_columns(_resource_keys(groups, keys))
+    identities = groups.select(IDENTITY_COLUMNS).unique()
+    verdicts = identity_verdicts(identities, registry).select(*IDENTITY_COLUMNS, *_VERDICT_COLUMNS)
+    rows = groups.join(verdicts, on=list(IDENTITY_COLUMNS), how="left", nulls_equal=True)
+    return rows.select(
+        "trace_id",
+        pl.col("first_seen").dt.date().alias("day"),
+        "first_seen",
+        "last_seen",
+        *_VERDICT_COLUMNS,
+        *IDENTITY_COLUMNS,
+        "spans",
+        "agent_spans",
+        "model_calls",
+        "error_spans",
+        "cost_usd",
+        "unpriced_calls",
+        "input_tokens",
+        "output_tokens",
+        *LIST_COLUMNS,
+        "resource_keys",
+        "content_captured",
+        "sample_span_id",
+    ).sort("trace_id", "first_seen", "observed_identity", nulls_last=True)
+
+
+def _owned_spans(spans: pl.DataFrame, owners: pl.DataFrame, calls: pl.DataFrame) -> pl.DataFrame:
+    """The spans' columns read here, with their owner's identity keys and, for calls, the call.
+
+    The span's own service is kept as `_span_namespace` / `_span_service`: the identity keys (the
+    owner's) take the plain names.
+    """
+    renamed = {"service_namespace": "_span_namespace", "service_name": "_span_service"}
+    own = spans.select(
+        (pl.col(name) if name in spans.columns else pl.lit(None, dtype=pl.String)).alias(
+            renamed.get(name, name)
+        )
+        for name in _SPAN_COLUMNS
+        if name != "content_captured"
+    )
+    captured = (
+        spans["content_captured"].fill_null(False)
+        if "content_captured" in spans.columns
+        else pl.repeat(False, len(spans), eager=True)
+    )
+    own = own.with_columns(content_captured=captured)
+    identity = owners.select("is_agent_span", *IDENTITY_COLUMNS)
+    called = calls.select(
+        "trace_id",
+        "span_id",
+        pl.col("cost_usd").cast(COST_DTYPE),
+        pl.col("input_tokens").cast(pl.Int64).alias("_input_tokens"),
+        pl.col("output_tokens").cast(pl.Int64).alias("_output_tokens"),
+        _call=pl.lit(True),
+    )
+    joined = own.hstack(identity).join(called, on=["trace_id", "span_id"], how="left", maintain_order="left")
+    return joined.with_columns(_call=pl.col("_call").fill_null(False))
+
+
+def _measures() -> list[pl.Expr]:
+    call = _CALL
+    priced = pl.col("cost_usd").is_not_null()
+    first_agent_span = pl.col("span_id").sort_by(
+        [~pl.col("is_agent_span"), pl.col("start_time"), pl.col("span_id")]
+    )
+    return [
+        pl.col("start_time").min().alias("first_seen"),
+        pl.col("start_time").max().alias("last_seen"),
+        pl.len().cast(pl.Int64).alias("spans"),
+        pl.col("is_agent_span").sum().cast(pl.Int64).alias("agent_spans"),
+        call.sum().cast(pl.Int64).alias("model_calls"),
+        (pl.col("status_code") == "error").sum().cast(pl.Int64).alias("error_spans"),
+        # a sum over no priced call is unknown, not $0
+        pl.when(priced.any()).then(pl.col("cost_usd").sum()).alias("cost_usd"),
+        (call & ~priced).sum().cast(pl.Int64).alias("unpriced_calls"),
+        pl.col("_input_tokens").sum().cast(pl.Int64).alias("input_tokens"),
+        pl.col("_output_tokens").sum().cast(pl.Int64).alias("output_tokens"),
+        pl.col("content_captured").any().alias("content_captured"),
+        first_agent_span.first().alias("sample_span_id"),
+    ]
+
+
+def _lists() -> list[pl.Expr]:
+    """The distinct values of each list column, sorted, without nulls or empty strings."""
+    expressions = []
+    for name, (value, among) in LIST_COLUMNS.items():
+        if among is not None:
+            value = value.filter(among)
+        spans_value = value.filter(value.is_not_null() & (value != ""))
+        expressions.append(spans_value.unique().sort().alias(name))
+    return expressions
+
+
+def _resources(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The distinct resources (id, text) and their attribute keys (id, key): each parsed once."""
+    resources = (
+        frame.select(pl.col("resource_attributes").unique().drop_nulls())
+        .with_row_index("_resource")
+        .with_columns(pl.col("_resource").cast(pl.UInt32))
+    )
+    rows = [(resource, key) for resource, text in resources.iter_rows() for key in _object_keys(text)]
+    keys = pl.DataFrame(rows, schema={"_resource": pl.UInt32, "key": pl.String}, orient="row")
+    return resources, keys
+
+
+def _object_keys(text: str) -> list[str]:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return []
+    return list(parsed) if isinstance(parsed, dict) else []
+
+
+def _resource_ids(frame: pl.DataFrame, resources: pl.DataFrame) -> pl.Series:
+    joined = frame.select("resource_attributes").join(
+        resources, on="resource_attributes", how="left", maintain_order="left"
+    )
+    return joined["_resource"]
+
+
+def _resource_keys(groups: pl.DataFrame, keys: pl.DataFrame) -> pl.Series:
+    """Per group, the union of its resources' keys, sorted."""
+    exploded = (
+        groups.select(pl.col("_resources"))
+        .with_row_index("_group")
+        .explode("_resources")
+        .join(keys, left_on="_resources", right_on="_resource", how="inner")
+    )
+    per_group = exploded.group_by("_group").agg(pl.col("key").unique().sort().alias("resource_keys"))
+    all_groups = pl.DataFrame({"_group": pl.int_range(len(groups), dtype=pl.UInt32, eager=True)})
+    filled = all_groups.join(per_group, on="_group", how="left", maintain_order="left")
+    return filled["resource_keys"].fill_null(pl.lit([], dtype=pl.List(pl.String)))
