@@ -16,6 +16,8 @@ failure it rolls back, is recorded in `job_state.last_error`, and leaves the pre
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import genai_prices
 import pandera.polars as pa
 import polars as pl
 
@@ -36,7 +39,7 @@ from analytics.pricing import (
     load_overrides,
     price_calls,
 )
-from registry import Registry
+from registry import Registry, document_data
 from registry.matching import MatchStatus
 from warehouse import cost_store
 from warehouse.registry_store import load_registry
@@ -51,6 +54,7 @@ __all__ = [
     "JobResult",
     "checked",
     "derived_rows",
+    "inputs_digest",
     "overrides_from",
     "priced_call_rows",
     "run_cost_job",
@@ -168,6 +172,7 @@ class JobResult:
     priced_calls: int
     unpriced_calls: int
     duration_s: float
+    full_reason: str | None = None  # why the run was full: requested, first run, inputs changed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,6 +181,30 @@ class JobResult:
 def overrides_from(path: Path) -> PriceOverrides:
     """The price overrides in `path`; none when the file does not exist (the catalogue alone prices)."""
     return load_overrides(path) if path.exists() else PriceOverrides()
+
+
+DERIVATION_VERSION = "2"
+"""Part of the inputs digest: bump it when what the job derives changes (a new column, a new rule),
+so that the next run re-derives history instead of leaving old traces as they were computed."""
+
+
+def inputs_digest(registry: Registry, overrides: PriceOverrides | Path | None) -> str:
+    """A digest of everything the job's results depend on besides the spans.
+
+    The registry's Agent and Department documents (what attribution reads: selectors, aliases,
+    departments, cost centres; budgets and policies change no priced call), the price overrides (the
+    file's bytes when given as a path), the genai-prices catalogue version and `DERIVATION_VERSION`.
+    """
+    documents = [
+        (entity.kind, entity.id, document_data(entity))
+        for entity in (*registry.departments.values(), *registry.agents.values())
+    ]
+    if isinstance(overrides, Path):
+        prices = overrides.read_bytes().decode("utf-8", "replace") if overrides.exists() else None
+    else:
+        prices = (overrides or PriceOverrides()).model_dump_json()
+    material = [DERIVATION_VERSION, genai_prices.__version__, prices, sorted(documents)]
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def run_cost_job(
@@ -210,17 +239,27 @@ def _run(
     full: bool,
     started: float,
 ) -> JobResult:
+    registry = registry or load_registry(cur)
+    digest = inputs_digest(registry, overrides)
     if isinstance(overrides, Path):
         overrides = overrides_from(overrides)
+    full_reason = _full_reason(cost_store.job_state(cur), digest, requested=full)
+    full = full_reason is not None
     watermark = 0 if full else cost_store.job_watermark(cur)
     spans, new_watermark = cost_store.spans_of_traces_touched_since(cur, watermark)
     spans = checked(SPANS_SCHEMA, spans)
-    rows, agents = derived_rows(spans, registry or load_registry(cur), overrides)
+    rows, agents = derived_rows(spans, registry, overrides)
     traces = spans["trace_id"].unique()
     duration = time.monotonic() - started
     # a full run also clears rows of traces that no longer exist (or no longer have calls)
     cost_store.replace_priced_calls(
-        cur, None if full else traces.to_list(), rows, new_watermark, agents=agents, duration_s=duration
+        cur,
+        None if full else traces.to_list(),
+        rows,
+        new_watermark,
+        agents=agents,
+        duration_s=duration,
+        inputs_digest=digest,
     )
     unpriced = rows["cost_usd"].null_count()
     return JobResult(
@@ -234,7 +273,20 @@ def _run(
         priced_calls=len(rows) - unpriced,
         unpriced_calls=unpriced,
         duration_s=round(time.monotonic() - started, 3),
+        full_reason=full_reason,
     )
+
+
+def _full_reason(state: dict[str, Any] | None, digest: str, *, requested: bool) -> str | None:
+    """Why this run must read every trace, or None when reading the new ones is enough."""
+    if requested:
+        return "requested"
+    if state is None or state["watermark"] == 0:
+        return "first run"
+    if state["inputs_digest"] != digest:
+        # a newly registered agent, a changed selector or price: history is attributed anew
+        return "the registry, the prices or the job changed since the last successful run"
+    return None
 
 
 def derived_rows(

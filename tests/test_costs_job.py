@@ -86,7 +86,7 @@ def agent_trace(agent: tuple[dict, str], calls: list[Call]) -> Sent:
         begins = start + (index + 1) * 1_000_000
         spans.append(chat_span(trace_id, root_id, call, begins))
     started = datetime.fromtimestamp(start / 1e9, UTC)
-    return Sent(trace_request(resource, spans), name, calls, started)
+    return Sent(trace_request(resource, spans), name, list(calls), started)  # FLEET's lists stay as they are
 
 
 def chat_span(trace_id: bytes, parent_id: bytes, call: Call, start: int):
@@ -263,9 +263,10 @@ def test_a_failing_run_leaves_the_previous_results_and_says_why(costed, tmp_path
     assert spend(costed) == before == expected_by_department(traces)
     state = httpx.get(costed.api_url + "/api/v1/jobs", headers=admin_headers(costed)).json()
     assert "OverridesError" in state[0]["last_error"]
-    (tmp_path / "prices.yaml").write_text("discount_percent:\n  openai: 0\n")
+    (tmp_path / "prices.yaml").unlink()  # back to the prices of the last successful run
     recovered = run_job(costed)
     assert recovered["traces"] == 1  # the watermark did not move past the failed run's spans
+    assert recovered["full_reason"] is None
     assert (
         httpx.get(costed.api_url + "/api/v1/jobs", headers=admin_headers(costed)).json()[0]["last_error"]
         is None
@@ -327,3 +328,72 @@ def test_jobs_run_and_spend_work_on_the_file_when_no_server_runs(tmp_path):
     ]
     bad = runner.invoke(app, ["spend", "--from", "last tuesday"], env=env)
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+
+
+MYSTERY_AGENT = """
+apiVersion: muster/v1
+kind: Agent
+metadata:
+  id: mystery-bot
+spec:
+  name: Mystery bot
+  owner: ada@example.com
+  department: research
+  lifecycle: pilot
+  match:
+    - agentName: Mystery
+"""
+
+
+def test_registering_an_agent_re_attributes_its_history_within_one_interval(tmp_path):
+    data_dir = tmp_path / "data"
+    server = start_server(
+        data_dir, decode_workers=0, jobs_interval_seconds=0.2, prices_file=tmp_path / "prices.yaml"
+    )
+    try:
+        applied = cli(data_dir, "registry", "apply", "-f", str(FIXTURE))
+        assert applied.exit_code == 0, applied.output
+        traces = [
+            agent_trace(UNREGISTERED, [Call("gpt-4o", 100, 10)]),
+            agent_trace(CLAIMS_TRIAGE, FLEET[0][1]),
+        ]
+        for sent in traces:
+            send(server, sent)
+        wait_for(lambda: spend(server, "agent").get("agent.name=Mystery, service=skunkworks"))
+        (tmp_path / "mystery.yaml").write_text(MYSTERY_AGENT)
+        registered = cli(data_dir, "registry", "register", "-f", str(tmp_path / "mystery.yaml"))
+        assert registered.exit_code == 0, registered.output
+        # no new spans arrive: only the changed registry can make the scheduled run re-attribute
+        wait_for(lambda: "mystery-bot" in spend(server, "agent"))
+        assert spend(server, "agent") == {
+            "mystery-bot": expected_cost(traces[0]),
+            "claims-triage": expected_cost(traces[1]),
+        }
+        assert spend(server, "department")["research"] == expected_cost(traces[0])
+        assert server.query(
+            "SELECT DISTINCT agent_id, department_id FROM trace_agents WHERE agent_name = 'Mystery'"
+        ) == [("mystery-bot", "research")]
+    finally:
+        server.stop()
+
+
+def test_a_changed_prices_file_makes_the_next_run_full_and_an_unchanged_one_does_not(costed, tmp_path):
+    traces = send_fleet(costed)
+    first = run_job(costed)
+    assert first["full_reason"] == "first run"
+    assert run_job(costed)["full_reason"] is None
+    (tmp_path / "prices.yaml").write_text("discount_percent:\n  openai: 50\n")
+    repriced = run_job(costed)
+    assert repriced["full"] and "changed" in repriced["full_reason"] and repriced["calls"] == 7
+    halved = {key: value / 2 for key, value in expected_by_department(traces).items()}
+    assert spend(costed) == halved
+    assert run_job(costed)["full_reason"] is None  # the digest of the successful run is kept
+    state = httpx.get(costed.api_url + "/api/v1/jobs", headers=admin_headers(costed)).json()[0]
+    assert len(state["inputs_digest"]) == 64
+
+
+def wait_for(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.1)

@@ -201,10 +201,10 @@ SELECT {", ".join(columns)}, now() FROM _incoming_{table}
     for table, columns in _DERIVED.items()
 }
 _ADVANCE = """
-INSERT INTO job_state (job, watermark, last_run_at, last_duration_s, last_error)
-VALUES ($job, $watermark, now(), $duration, NULL)
+INSERT INTO job_state (job, watermark, last_run_at, last_duration_s, last_error, inputs_digest)
+VALUES ($job, $watermark, now(), $duration, NULL, $digest)
 ON CONFLICT (job) DO UPDATE SET watermark = excluded.watermark, last_run_at = excluded.last_run_at,
-    last_duration_s = excluded.last_duration_s, last_error = NULL
+    last_duration_s = excluded.last_duration_s, last_error = NULL, inputs_digest = excluded.inputs_digest
 """
 
 
@@ -216,6 +216,7 @@ def replace_priced_calls(
     *,
     agents: pl.DataFrame | None = None,
     duration_s: float = 0.0,
+    inputs_digest: str | None = None,
     job: str = COST_JOB,
 ) -> None:
     """In one transaction: drop these traces' derived rows (all, when None), insert the new, advance.
@@ -236,7 +237,8 @@ def replace_priced_calls(
             rows = incoming[table]
             if rows is not None and len(rows):
                 _insert(cur, table, rows)
-        cur.execute(_ADVANCE, {"job": job, "watermark": watermark, "duration": duration_s})
+        advance = {"job": job, "watermark": watermark, "duration": duration_s, "digest": inputs_digest}
+        cur.execute(_ADVANCE, advance)
         cur.execute("COMMIT")
     except BaseException:
         _roll_back(cur)
@@ -265,15 +267,18 @@ def record_job_failure(cur: Cursor, error: str, *, duration_s: float, job: str =
     cur.execute(_RECORD_FAILURE, {"job": job, "duration": duration_s, "error": error})
 
 
-_JOB_STATE = "SELECT job, watermark, last_run_at, last_duration_s, last_error FROM job_state WHERE job = $job"
+_JOB_STATE = """
+SELECT job, watermark, last_run_at, last_duration_s, last_error, inputs_digest FROM job_state WHERE job = $job
+"""
 
 
 def job_state(cur: Cursor, job: str = COST_JOB) -> dict[str, Any] | None:
-    """The job's watermark and its last run (when, how long, the error if it failed); None if never run."""
+    """The job's watermark, its last run (when, how long, the error if it failed) and the digest of
+    the inputs of its last successful run; None if never run."""
     rows = cur.execute(_JOB_STATE, {"job": job}).fetchall()
     if not rows:
         return None
-    keys = ("job", "watermark", "last_run_at", "last_duration_s", "last_error")
+    keys = ("job", "watermark", "last_run_at", "last_duration_s", "last_error", "inputs_digest")
     return dict(zip(keys, rows[0], strict=True))
 
 
