@@ -107,7 +107,16 @@ PRICED_CALL_ROWS_SCHEMA = pa.DataFrameSchema(
         "price_source": pa.Column(pl.String, pa.Check.isin([str(source) for source in PriceSource])),
         "reported_cost_mismatch": pa.Column(pl.Boolean, nullable=False),
     },
-    checks=[pa.Check(_cost_matches_source, name="cost present exactly when priced")],
+    checks=[
+        pa.Check(_cost_matches_source, name="cost present exactly when priced"),
+        pa.Check(
+            lambda data: data.lazyframe.select(
+                (pl.col("price_source") != str(PriceSource.NO_USAGE))
+                | (pl.col("cost_usd") == 0).fill_null(False)
+            ),
+            name="a failed call without usage costs exactly 0",
+        ),
+    ],
     unique=["trace_id", "span_id"],
     strict=False,
     name="priced calls written",

@@ -110,6 +110,7 @@ class PriceSource(StrEnum):
     CATALOGUE = "catalogue"  # genai-prices, with any provider discount from the overrides applied
     OVERRIDE = "override"  # a custom model in the overrides
     UNPRICED = "unpriced"  # no price: `unpriced_reason` says why
+    NO_USAGE = "no_usage"  # a failed call that reported no usage: exactly $0, `unpriced_reason` says why
 
 
 CALLS_SCHEMA = pa.DataFrameSchema(
@@ -136,10 +137,18 @@ PRICED_CALLS_SCHEMA = pa.DataFrameSchema(
         "unpriced_reason": pa.Column(pl.String, nullable=True),
         "reported_cost_mismatch": pa.Column(pl.Boolean),
     },
+    checks=[pa.Check(lambda data: _no_usage_costs_nothing(data.lazyframe), name="no usage costs exactly 0")],
     strict=False,
     name="priced model calls",
 )
 """The output contract of `price_calls`, for the jobs that read priced calls."""
+
+
+def _no_usage_costs_nothing(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """A call priced as `no_usage` costs exactly 0, and says why."""
+    no_usage = pl.col("price_source") == str(PriceSource.NO_USAGE)
+    holds = (pl.col("cost_usd") == 0) & pl.col("unpriced_reason").is_not_null()
+    return frame.select(~no_usage | holds.fill_null(False))
 
 
 # Provider names: Muster's canonical (OTel) names and common spellings → catalogue provider ids.
@@ -775,7 +784,9 @@ def price_calls(
     their order. Prices are read once per (provider, model, `bucket` of start_time) — a Polars
     duration string; the catalogue dates its price changes by UTC day, so "1d" is exact.
     Cost parts are rounded half-even to 12 decimals and `cost_usd` is their sum; unpriced calls
-    have null costs, price_source "unpriced" and an `unpriced_reason`.
+    have null costs, price_source "unpriced" and an `unpriced_reason`. When `calls` has the spans'
+    `status_code`, a failed call that reported no usage costs exactly 0 with price_source
+    "no_usage" and its reason in `unpriced_reason`.
 
     Raises ValueError for a missing column or a bad `bucket`, and pandera's SchemaError for a
     column that cannot be read as its contract (CALLS_SCHEMA) says.
@@ -803,9 +814,39 @@ def price_calls(
             .then(pl.col("__source"))
             .otherwise(pl.lit(str(PriceSource.UNPRICED))),
         )
-        .with_columns(pl.col("cost_usd").cast(COST_DTYPE), reported_cost_mismatch=_reported_cost_mismatch())
+        .with_columns(pl.col("cost_usd").cast(COST_DTYPE))
+        .with_columns(_failed_without_usage(calls))
+        .with_columns(reported_cost_mismatch=_reported_cost_mismatch())
     )
     return priced.select(*calls.columns, *PRICED_COLUMNS)
+
+
+NO_USAGE_REASON = "the call failed and reported no token usage: nothing was billed"
+
+
+def _failed_without_usage(calls: pl.DataFrame) -> list[pl.Expr]:
+    """A failed call (status error) without usage costs exactly $0, whatever its model: providers
+    bill no tokens for a request they refused or that broke before usage was counted. Pricing it
+    "unpriced" would raise a finding for every rate-limit error. Needs the calls' `status_code`."""
+    if "status_code" not in calls.columns:
+        return []
+    no_usage = (pl.col("status_code") == "error").fill_null(False) & pl.all_horizontal(
+        pl.col(name).is_null()
+        for name in ("input_tokens", "output_tokens", "total_tokens")
+        if name in calls.columns
+    )
+    zero = pl.lit(Decimal(0)).cast(COST_DTYPE)
+    return [
+        *[
+            pl.when(no_usage).then(zero).otherwise(pl.col(name)).alias(name)
+            for name in ("cost_usd", *_COST_PARTS)
+        ],
+        pl.when(no_usage)
+        .then(pl.lit(str(PriceSource.NO_USAGE)))
+        .otherwise("price_source")
+        .alias("price_source"),
+        pl.when(no_usage).then(pl.lit(NO_USAGE_REASON)).otherwise("unpriced_reason").alias("unpriced_reason"),
+    ]
 
 
 def _validated(calls: pl.DataFrame) -> pl.DataFrame:
