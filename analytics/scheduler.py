@@ -1,4 +1,4 @@
-"""`JobScheduler`: runs the cost job inside `muster serve`, every few seconds and on demand.
+"""`JobScheduler`: the cost job, then the findings job, inside `muster serve` on a schedule and on demand.
 
 One thread runs the job on a schedule; `run_now` runs it from the caller's thread (an API
 request). A lock keeps two runs from overlapping, so an on-demand run waits for a scheduled one
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from analytics.findings_job import FindingsResult, run_findings_job
 from analytics.jobs import JobResult, run_cost_job
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,15 @@ class JobScheduler:
         with self._lock, self._connection.cursor() as cur:
             return run_cost_job(cur, overrides=self._prices_file, full=full)
 
+    def run_findings_now(self) -> FindingsResult:
+        """Run every detection rule now, after any job in progress; raises what the job raised."""
+        with self._lock, self._connection.cursor() as cur:
+            return run_findings_job(cur)
+
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
-            try:
-                self.run_now()
-            except Exception:  # already recorded in job_state; the next tick retries
-                log.debug("scheduled cost job failed", exc_info=True)
+            for job in (self.run_now, self.run_findings_now):  # findings read what the cost job wrote
+                try:
+                    job()
+                except Exception:  # already recorded in job_state; the next tick retries
+                    log.debug("scheduled %s failed", job.__name__, exc_info=True)

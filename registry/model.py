@@ -210,6 +210,9 @@ class PolicySpec(_Strict):
     department: Id | None = None
     description: str | None = None
     approved_providers: list[Pattern] | None = None
+    approved_endpoints: list[Pattern] | None = (
+        None  # LLM endpoints (server.address), e.g. "*.openai.azure.com"
+    )
     forbidden_models: list[Pattern] | None = None
     required_resource_attributes: list[Text] | None = None
     max_cost_per_call: Amount | None = None

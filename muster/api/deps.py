@@ -60,3 +60,11 @@ registry_writer = allowed(Permission.WRITE_REGISTRY)
 credential_manager = allowed(Permission.MANAGE_CREDENTIALS)
 token_manager = allowed(Permission.MANAGE_TOKENS)
 triager = allowed(Permission.TRIAGE)
+
+
+def job_scheduler(request: Request):
+    """The server's job runner; 503 in a process that runs no jobs."""
+    jobs = request.app.state.jobs
+    if jobs is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "jobs do not run in this process")
+    return jobs

@@ -1,0 +1,56 @@
+"""Hygiene rules: registrations that need attention from people, whatever the telemetry says."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analytics.findings import Finding, Rule, Severity
+from analytics.rules.context import DetectionContext
+from registry.model import Lifecycle
+
+REVIEW_OVERDUE = Rule(
+    "hygiene.review_overdue",
+    Severity.INFO,
+    "A registration is past its reviewDue date.",
+    "Review the agent and set a new reviewDue (or retire it).",
+)
+NO_OWNER = Rule(
+    "hygiene.missing_owner",
+    Severity.WARNING,
+    "An agent has no real owner (a placeholder such as 'unknown') or its department is not registered.",
+    "Set the accountable owner and an existing department in the registration.",
+)
+RULES = (REVIEW_OVERDUE, NO_OWNER)
+
+_PLACEHOLDER_OWNERS = {"unknown", "tbd", "todo", "none", "n/a", "na", "-", "nobody", "unassigned"}
+
+
+def detect(ctx: DetectionContext) -> Iterator[Finding]:
+    for agent in ctx.registry.agents.values():
+        spec = agent.spec
+        if spec.lifecycle == Lifecycle.RETIRED:
+            continue
+        scope = {"agent_id": agent.id, "department_id": spec.department}
+        if spec.review_due is not None and spec.review_due < ctx.today:
+            yield Finding(
+                REVIEW_OVERDUE,
+                "agent",
+                agent.id,
+                f"{spec.name} was due for review on {spec.review_due.isoformat()}",
+                **scope,
+                evidence={"review_due": spec.review_due.isoformat(), "owner": spec.owner},
+            )
+        problems = []
+        if spec.owner.strip().lower() in _PLACEHOLDER_OWNERS:
+            problems.append(f"owner is {spec.owner!r}")
+        if spec.department not in ctx.registry.departments:
+            problems.append(f"department {spec.department!r} is not registered")
+        if problems:
+            yield Finding(
+                NO_OWNER,
+                "agent",
+                agent.id,
+                f"{spec.name}: {'; '.join(problems)}",
+                **scope,
+                evidence={"owner": spec.owner, "department": spec.department, "problems": problems},
+            )
