@@ -7,14 +7,16 @@ The stages are pure functions over Polars frames, each with its own module:
     forecast     month_end_forecast, budget_status: month-end spend against budgets
     anomaly      daily_anomalies: spend above a robust, weekday-seasonal baseline
     runaway      runaway_conversations, runaway_rates: loops far above an agent's own norm
+    budgets      budget_statuses: every monthly budget against actual and forecast spend
+    findings     Finding, Rule: a rule's verdict on a subject, and its fingerprint
+    rules        RULES, detect: the detection rules (sprawl, drift, spend, hygiene) over a context
     activity     trace_agents: per (trace, owning identity), what the agent did, used and cost
 
 Jobs read and write the warehouse through `warehouse.cost_store` and run the stages:
 
-    jobs         run_cost_job: new traces → priced, attributed calls (pandera contracts at the edges)
-    scheduler    JobScheduler: the cost job every few seconds inside `muster serve`, and on demand
-
-Forecasts, anomalies and runaway loops are not yet wired into jobs, findings or the API.
+    jobs          run_cost_job: new traces → priced, attributed calls (pandera contracts at the edges)
+    findings_job  run_findings_job: every rule over its window → findings opened, refreshed, resolved
+    scheduler     JobScheduler: both jobs every few seconds inside `muster serve`, and on demand
 """
 
 from analytics.activity import trace_agents
@@ -33,6 +35,9 @@ from analytics.attribution import (
     model_calls,
     owning_agents,
 )
+from analytics.budgets import budget_statuses
+from analytics.findings import Finding, Rule
+from analytics.findings_job import FindingsResult, run_findings_job
 from analytics.forecast import FORECAST_COLUMNS, budget_status, month_end_forecast
 from analytics.jobs import (
     PRICED_CALL_ROWS_SCHEMA,
@@ -55,6 +60,7 @@ from analytics.pricing import (
     load_overrides,
     price_calls,
 )
+from analytics.rules import RULES
 from analytics.runaway import runaway_conversations, runaway_rates
 from analytics.scheduler import JobScheduler
 
@@ -71,20 +77,25 @@ __all__: list[str] = [
     "PRICED_CALLS_SCHEMA",
     "PRICED_CALL_ROWS_SCHEMA",
     "PRICED_COLUMNS",
+    "RULES",
     "SPANS_SCHEMA",
     "Alias",
     "ContractViolation",
     "CustomModel",
+    "Finding",
+    "FindingsResult",
     "JobResult",
     "JobScheduler",
     "OverridesError",
     "PriceOverrides",
     "PriceSource",
+    "Rule",
     "agent_costs",
     "agent_departments",
     "agent_span_costs",
     "attribute",
     "budget_status",
+    "budget_statuses",
     "catalogue_provider_id",
     "daily_anomalies",
     "daily_baseline",
@@ -94,6 +105,7 @@ __all__: list[str] = [
     "owning_agents",
     "price_calls",
     "run_cost_job",
+    "run_findings_job",
     "runaway_conversations",
     "runaway_rates",
     "trace_agents",

@@ -19,9 +19,8 @@ from typing import Any
 import polars as pl
 
 from analytics.forecast import MONEY, budget_status, month_end_forecast
-from analytics.rules.context import matches_any
 from registry import Registry
-from registry.model import BudgetPeriod, BudgetScope
+from registry.model import BudgetPeriod, BudgetScope, matches_any
 
 __all__ = ["BudgetLine", "budget_lines", "budget_statuses"]
 

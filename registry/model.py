@@ -10,6 +10,7 @@ list (`allowedTools: []`) means "none allowed". The jobs that check drift rely o
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,14 @@ LabelKey = Annotated[str, AfterValidator(_checked_label_key)]
 Currency = Annotated[str, AfterValidator(_checked_currency)]
 Text = Annotated[str, AfterValidator(_checked_text)]
 Pattern = Text  # an fnmatch-style pattern such as "gpt-4o*" or "claude-*-sonnet*"
+
+
+def matches_any(value: str, patterns: Iterable[str]) -> bool:
+    """Whether `value` matches any `Pattern`, ignoring case (model names vary in case)."""
+    lowered = value.lower()
+    return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)
+
+
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Percent = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
 

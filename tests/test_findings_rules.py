@@ -442,3 +442,11 @@ def test_overdue_reviews_and_placeholder_owners():
     assert [f.subject_id for f in found["hygiene.review_overdue"]] == ["sketch"]
     assert [f.subject_id for f in found["hygiene.missing_owner"]] == ["orphan"]
     assert "hygiene.review_overdue" not in run()
+
+
+def test_the_rules_reference_lists_every_rule_as_the_code_defines_it():
+    from pathlib import Path
+
+    page = (Path(__file__).parent.parent / "docs" / "rules.md").read_text()
+    for rule in RULES:
+        assert f"### `{rule.id}`" in page and rule.description in page and rule.resolution in page, rule.id

@@ -6,8 +6,6 @@ the context from the warehouse (`warehouse.detection_store`); tests build it fro
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -15,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from registry import Registry
-from registry.model import Agent
+from registry.model import Agent, matches_any
 
 __all__ = ["DetectionConfig", "DetectionContext", "EffectivePolicy", "matches_any"]
 
@@ -98,9 +96,3 @@ class DetectionContext:
     def department_name(self, department_id: str | None) -> str:
         department = self.registry.departments.get(department_id) if department_id else None
         return department.spec.name if department else (department_id or "no department")
-
-
-def matches_any(value: str, patterns: Iterable[str]) -> bool:
-    """Whether `value` matches any fnmatch-style pattern, ignoring case (model names vary in case)."""
-    lowered = value.lower()
-    return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)
