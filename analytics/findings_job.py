@@ -4,26 +4,68 @@ It runs after the cost job (whose tables it reads: `trace_agents`, `priced_calls
 `muster serve`, and on demand with `muster findings run`. Every run evaluates every rule over its
 window, because most verdicts change with time alone — a budget's forecast, a dormant agent, a
 silence that ends — not only with new data; the windows keep the cost of a run bounded by the
-window, not by history. A failed run writes nothing and leaves the previous findings.
+window, not by history. Pandera contracts guard what the rules read (`IDENTITIES_SCHEMA`,
+`DAILY_SPEND_SCHEMA`): a violation fails the run loudly with the offending rows. A failed run
+writes nothing and leaves the previous findings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import duckdb
+import pandera.polars as pa
+import polars as pl
 
+from analytics.jobs import checked
 from analytics.rules import RULES, DetectionConfig, DetectionContext, detect
 from registry import Registry
+from registry.matching import MatchStatus
 from warehouse import detection_store, findings_store
 from warehouse.registry_store import load_registry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FindingsResult", "detection_context", "run_findings_job"]
+__all__ = [
+    "DAILY_SPEND_SCHEMA",
+    "IDENTITIES_SCHEMA",
+    "FindingsResult",
+    "detection_context",
+    "run_findings_job",
+]
+
+IDENTITIES_SCHEMA = pa.DataFrameSchema(
+    {
+        "match_status": pa.Column(pl.String, pa.Check.isin([str(status) for status in MatchStatus])),
+        "first_seen": pa.Column(nullable=False),
+        "last_seen": pa.Column(nullable=False),
+        "model_calls": pa.Column(checks=pa.Check.ge(0)),
+    },
+    checks=[
+        pa.Check(
+            lambda data: data.lazyframe.select(pl.col("first_seen") <= pl.col("last_seen")),
+            name="first seen before last seen",
+        )
+    ],
+    strict=False,
+    name="identities read by the findings job",
+)
+"""What the sprawl and drift rules rely on: known verdicts and a sane time span per identity."""
+
+DAILY_SPEND_SCHEMA = pa.DataFrameSchema(
+    {
+        "day": pa.Column(pl.Date, nullable=False),
+        "spend": pa.Column(checks=pa.Check.ge(0), nullable=False),
+        "calls": pa.Column(checks=pa.Check.gt(0)),
+    },
+    strict=False,
+    name="daily spend read by the findings job",
+)
+"""What budgets, forecasts and anomalies rely on: a day for every row and no negative spend."""
 
 
 @dataclass(frozen=True)
@@ -45,26 +87,29 @@ def detection_context(
     cur: duckdb.DuckDBPyConnection, registry: Registry, now: datetime, config: DetectionConfig
 ) -> DetectionContext:
     """Everything the rules read, loaded from the warehouse at `now`."""
-    since = lambda window: (now - window).replace(tzinfo=None)  # noqa: E731 - warehouse times are naive UTC
-    policies = registry.policies.values()
-    caps = [p.spec.max_cost_per_call for p in policies if p.spec.max_cost_per_call is not None]
-    return DetectionContext(
-        registry=registry,
-        now=now,
-        config=config,
-        identities=detection_store.identities(cur, since(config.identity_window)),
-        drift_identities=detection_store.identities(cur, since(config.drift_window)),
+    caps = [p.spec.max_cost_per_call for p in registry.policies.values()]
+    lowest_cap = min((cap for cap in caps if cap is not None), default=None)
+    bare = DetectionContext(registry=registry, now=now, config=config)
+    since = bare.since
+    return dataclasses.replace(
+        bare,
+        identities=checked(IDENTITIES_SCHEMA, detection_store.identities(cur, since(config.identity_window))),
+        drift_identities=checked(
+            IDENTITIES_SCHEMA, detection_store.identities(cur, since(config.drift_window))
+        ),
         usage=detection_store.usage(cur, since(config.drift_window)),
         identity_first_seen=detection_store.identity_first_seen(cur),
         providers_first_seen=detection_store.usage_first_seen(cur, "provider"),
         endpoints_first_seen=detection_store.usage_first_seen(cur, "endpoint"),
         telemetry_start=detection_store.telemetry_start(cur),
-        daily_spend=detection_store.daily_spend(cur, since(config.spend_history)),
+        daily_spend=checked(
+            DAILY_SPEND_SCHEMA, detection_store.daily_spend(cur, since(config.spend_history))
+        ),
         unpriced=detection_store.unpriced_calls(cur, since(config.drift_window)),
         mismatches=detection_store.cost_mismatches(cur, since(config.drift_window)),
-        expensive_calls=detection_store.expensive_calls(cur, since(config.drift_window), min(caps))
-        if caps
-        else None,
+        expensive_calls=None
+        if lowest_cap is None
+        else detection_store.expensive_calls(cur, since(config.drift_window), lowest_cap),
         recent_calls=detection_store.recent_calls(cur, since(config.runaway_window)),
     )
 

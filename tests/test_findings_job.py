@@ -196,3 +196,35 @@ def test_budgets_status_and_rules_reference_over_the_api(server):
     assert {"sprawl.unregistered_agent", "drift.model_not_allowed", "spend.budget_forecast"} <= {
         r["id"] for r in rules
     }
+
+
+def test_a_contract_violation_fails_the_run_loudly_and_keeps_the_previous_findings(warehouse):
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from analytics.findings_job import run_findings_job
+    from analytics.jobs import ContractViolation
+    from registry import load_texts
+    from warehouse import findings_store
+
+    registry = load_texts(
+        {
+            "r.yaml": DEPARTMENTS.replace(
+                "lifecycle: production", "lifecycle: production\n  reviewDue: 2026-01-01"
+            )
+        }
+    )
+    first = run_findings_job(warehouse, registry)
+    assert first.opened == 1  # the overdue review
+    warehouse.execute(
+        "INSERT INTO priced_calls (trace_id, span_id, start_time, day, match_status, cost_usd, price_source,"
+        " reported_cost_mismatch, computed_at)"
+        " VALUES ('t', 's', now()::TIMESTAMP, current_date, 'registered',"
+        " -1, 'catalogue', false, now())"
+    )
+    with pytest.raises(ContractViolation, match="daily spend read by the findings job"):
+        run_findings_job(warehouse, registry.__class__())  # an empty registry would resolve the finding
+    assert findings_store.list_findings(warehouse, datetime.now(UTC))[1] == 1
+    (error,) = warehouse.execute("SELECT last_error FROM job_state WHERE job = 'findings'").fetchall()[0]
+    assert "ContractViolation" in error
