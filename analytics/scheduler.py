@@ -1,6 +1,7 @@
 """`JobScheduler`: the cost job, then the findings job, inside `muster serve` on a schedule and on demand.
 
-One thread runs the job on a schedule; `run_now` runs it from the caller's thread (an API
+Retention (deleting raw telemetry and cost facts past their days) runs on the same thread, hourly.
+One thread runs the jobs on a schedule; `run_now` runs it from the caller's thread (an API
 request). A lock keeps two runs from overlapping, so an on-demand run waits for a scheduled one
 and then finds only what is newer. Every run takes a fresh cursor of its own, as DuckDB asks of
 threads, and re-reads the registry and the price overrides file, so edits to either apply
@@ -11,25 +12,42 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from analytics.findings_job import FindingsResult, run_findings_job
 from analytics.jobs import JobResult, run_cost_job
+from warehouse.maintenance import apply_retention
 
 log = logging.getLogger(__name__)
 
 __all__ = ["JobScheduler"]
 
+RETENTION_INTERVAL_S = 3600.0  # deleting a day's worth of old rows an hour late costs nothing
+
 
 class JobScheduler:
-    """Runs the cost job every `interval` seconds (0: only on demand) over `connection`."""
+    """Runs the jobs every `interval` seconds (0: only on demand) over `connection`.
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, *, interval: float, prices_file: Path) -> None:
+    `retention_days` (raw, cost) turns on hourly retention; None leaves every row in place.
+    """
+
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        *,
+        interval: float,
+        prices_file: Path,
+        retention_days: tuple[int, int] | None = None,
+    ) -> None:
         self._connection = connection
         self._interval = interval
         self._prices_file = prices_file
+        self._retention_days = retention_days
+        self._retention_due = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -58,9 +76,25 @@ class JobScheduler:
         with self._lock, self._connection.cursor() as cur:
             return run_findings_job(cur)
 
+    def apply_retention_now(self) -> dict[str, int]:
+        """Delete what is past its retention days now; nothing when retention is off."""
+        if self._retention_days is None:
+            return {}
+        raw, cost = self._retention_days
+        with self._lock, self._connection.cursor() as cur:
+            return apply_retention(cur, now=datetime.now(UTC), raw_days=raw, cost_days=cost)
+
+    def _retention_if_due(self) -> None:
+        if time.monotonic() >= self._retention_due:
+            self._retention_due = time.monotonic() + RETENTION_INTERVAL_S
+            deleted = self.apply_retention_now()
+            if any(deleted.values()):
+                log.info("retention deleted %s", ", ".join(f"{n:,} {t}" for t, n in deleted.items() if n))
+
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
-            for job in (self.run_now, self.run_findings_now):  # findings read what the cost job wrote
+            # findings read what the cost job wrote; retention runs last, off the critical path
+            for job in (self.run_now, self.run_findings_now, self._retention_if_due):
                 try:
                     job()
                 except Exception:  # already recorded in job_state; the next tick retries

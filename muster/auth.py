@@ -45,6 +45,7 @@ class Permission(StrEnum):
     MANAGE_CREDENTIALS = "manage_credentials"
     MANAGE_TOKENS = "manage_tokens"
     TRIAGE = "triage"  # acknowledge and silence findings and alerts within the token's scope
+    OPERATE = "operate"  # backups and retention: whole-warehouse operations
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {

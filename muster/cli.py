@@ -16,6 +16,7 @@ from rich.table import Table
 
 from muster import __version__
 from muster.cli_access import credentials, tokens
+from muster.cli_admin import backup, restore
 from muster.cli_common import JsonOption, emit, fail, muster_session, out, settings_or_exit
 from muster.cli_costs import jobs, spend
 from muster.cli_findings import budgets, findings
@@ -33,6 +34,8 @@ app.add_typer(jobs, name="jobs")
 app.add_typer(findings, name="findings")
 app.add_typer(budgets, name="budgets")
 app.command()(spend)
+app.command()(backup)
+app.command()(restore)
 
 
 @app.command()

@@ -85,7 +85,7 @@ def api_url(settings: Settings) -> str | None:
 def connect(settings: Settings) -> Iterator[Muster]:
     """A session with the running server, or with an in-process API over the warehouse file."""
     url = api_url(settings)
-    if url and _answers(url, settings):
+    if url and answers_at(url, settings):
         token = read_admin_token(settings.data_dir)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         with httpx.Client(base_url=url, headers=headers, timeout=60, verify=_verify(settings)) as http:
@@ -100,7 +100,7 @@ def _verify(settings: Settings) -> bool | ssl.SSLContext:
     return ssl.create_default_context(cafile=settings.tls_cert_file) if settings.tls else True
 
 
-def _answers(url: str, settings: Settings) -> bool:
+def answers_at(url: str, settings: Settings) -> bool:
     """Whether a server answers at `url` (a server that died leaves its runtime file behind)."""
     try:
         return httpx.get(url + "/healthz", timeout=5, verify=_verify(settings)).status_code == 200
@@ -137,6 +137,7 @@ def _in_process(settings: Settings) -> Iterator[Muster]:
             credentials=IngestCredentials(lambda: live_credentials(con.cursor()), required=False),
             ready=lambda: True,
             jobs=JobScheduler(con, interval=0, prices_file=settings.prices_file),
+            settings=settings,
         )
         token = ensure_admin_token(con.cursor(), settings.data_dir)
         headers = {"Authorization": f"Bearer {token}"}

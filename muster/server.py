@@ -101,6 +101,7 @@ class Server:
             credentials=credentials,
             ready=lambda: self.ready,
             jobs=self.jobs,
+            settings=self.settings,
         )
         await self._start_listeners(stack, self._listeners(self.ingest, api))
 
@@ -117,9 +118,13 @@ class Server:
         return con
 
     def _start_jobs(self, stack: AsyncExitStack, con: duckdb.DuckDBPyConnection) -> JobScheduler:
-        """The cost job on its schedule; stopped before the writer, so its last run can commit."""
+        """The jobs on their schedule; stopped before the writer, so their last run can commit."""
+        settings = self.settings
         jobs = JobScheduler(
-            con, interval=self.settings.jobs_interval_seconds, prices_file=self.settings.prices_file
+            con,
+            interval=settings.jobs_interval_seconds,
+            prices_file=settings.prices_file,
+            retention_days=(settings.raw_retention_days, settings.cost_retention_days),
         )
         jobs.start()
         stack.callback(jobs.shutdown)

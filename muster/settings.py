@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between scheduled runs of the cost job inside `muster serve`; 0 disables them.",
     )
+    raw_retention_days: int = Field(
+        30, ge=1, description="Days raw spans, metric points, log records and ingest rejects are kept."
+    )
+    cost_retention_days: int = Field(
+        400, ge=1, description="Days priced calls and per-trace agent activity (the cost facts) are kept."
+    )
     prices_file: Path = Field(
         Path("data/prices.yaml"),
         description="Price overrides (discounts, custom models, aliases); a missing file means none.",

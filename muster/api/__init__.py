@@ -15,8 +15,9 @@ from analytics.scheduler import JobScheduler
 from collector.credentials import IngestCredentials
 from collector.pipeline import IngestStats
 from muster import __version__
-from muster.api import access, costs, findings, health, ingest, registry
+from muster.api import access, admin, costs, findings, health, ingest, registry
 from muster.metrics import SelfMetrics
+from muster.settings import Settings, load_settings
 
 __all__ = ["create_app"]
 
@@ -29,6 +30,7 @@ def create_app(
     credentials: IngestCredentials,
     ready: Callable[[], bool],
     jobs: JobScheduler | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
     """The API application over the server's warehouse connection, ingest state and job runner."""
     app = FastAPI(
@@ -42,6 +44,7 @@ def create_app(
     app.state.credentials = credentials
     app.state.ready = ready
     app.state.jobs = jobs
-    for module in (health, ingest, access, registry, costs, findings):
+    app.state.settings = settings or load_settings()
+    for module in (health, ingest, access, registry, costs, findings, admin):
         app.include_router(module.router)
     return app

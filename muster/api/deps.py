@@ -60,6 +60,7 @@ registry_writer = allowed(Permission.WRITE_REGISTRY)
 credential_manager = allowed(Permission.MANAGE_CREDENTIALS)
 token_manager = allowed(Permission.MANAGE_TOKENS)
 triager = allowed(Permission.TRIAGE)
+operator = allowed(Permission.OPERATE)
 
 
 def job_scheduler(request: Request):

@@ -1,0 +1,104 @@
+"""Backups under load restore to the same totals; retention drops old raw rows and keeps recent ones.
+
+A real server receives traces on a thread while `muster backup` runs through the CLI; the backup is
+restored with `muster restore` into another data directory and priced there by the real cost job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+
+from tests.otlp_builders import span, trace_request
+from tests.test_access import admin_headers
+from tests.test_costs_job import CLAIMS_TRIAGE, Call, agent_trace, cli, expected_cost, send
+from warehouse.database import open_warehouse
+
+
+def test_a_backup_taken_under_load_is_a_consistent_snapshot_that_restores_to_the_same_totals(
+    server, tmp_path
+):
+    sent, done = [], threading.Event()
+
+    def load() -> None:
+        while not done.is_set():
+            trace = agent_trace(CLAIMS_TRIAGE, [Call("gpt-4o-mini", 1200, 300), Call("gpt-4o", 800, 100)])
+            send(server, trace)  # returns once committed
+            sent.append(trace)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    while len(sent) < 20:
+        time.sleep(0.05)
+    before = len(sent)
+    made = cli(server.server.settings.data_dir, "backup", "snapshot.duckdb", "--json")
+    after = len(sent)
+    time.sleep(0.5)
+    done.set()
+    loader.join()
+    assert made.exit_code == 0, made.output
+    backup_file = server.server.settings.data_dir / "backups" / "snapshot.duckdb"
+
+    restored_dir = tmp_path / "restored"
+    restored = cli(restored_dir, "restore", str(backup_file))
+    assert restored.exit_code == 0, restored.output
+    assert cli(restored_dir, "jobs", "run").exit_code == 0
+    spend = cli(restored_dir, "spend", "--by", "department", "--json")
+    assert spend.exit_code == 0, spend.output
+
+    with open_warehouse(restored_dir / "muster.duckdb") as con:
+        traces = {
+            row[0]: row[1]
+            for row in con.execute("SELECT trace_id, count(*) FROM spans GROUP BY 1").fetchall()
+        }
+    assert before <= len(traces) <= after + 1  # everything acknowledged before the backup, nothing torn
+    assert set(traces.values()) == {3}  # every trace whole: one agent span and two calls
+    by_id = {s.request.resource_spans[0].scope_spans[0].spans[0].trace_id.hex(): s for s in sent}
+    expected = sum((expected_cost(by_id[trace]) for trace in traces), Decimal(0))
+    assert sum(Decimal(row["cost_usd"]) for row in json.loads(spend.output)) == expected
+
+
+def test_backup_names_cannot_escape_the_backup_directory_or_overwrite(server):
+    url = server.api_url + "/api/v1/admin/backup"
+    for name in ("../escape.duckdb", "/tmp/x.duckdb", "a/b.duckdb", "noext"):
+        response = httpx.post(url, json={"name": name}, headers=admin_headers(server))
+        assert response.status_code == 422, (name, response.text)
+    assert httpx.post(url, json={"name": "one.duckdb"}, headers=admin_headers(server)).status_code == 201
+    again = httpx.post(url, json={"name": "one.duckdb"}, headers=admin_headers(server))
+    assert again.status_code == 422 and "already exists" in again.text
+
+
+def test_restore_refuses_while_a_server_runs_and_refuses_what_is_not_a_warehouse(server, tmp_path):
+    junk = tmp_path / "junk.duckdb"
+    junk.write_text("not a database")
+    running = cli(server.server.settings.data_dir, "restore", str(junk))
+    assert running.exit_code != 0 and "running" in running.output
+    refused = cli(tmp_path / "elsewhere", "restore", str(junk))
+    assert refused.exit_code != 0 and "not a Muster warehouse" in refused.output
+
+
+def test_retention_deletes_raw_rows_past_their_days_and_keeps_the_rest(server):
+    old = time.time_ns() - 40 * 86_400 * 10**9
+    new = time.time_ns() - 60 * 10**9
+    for start in (old, new):
+        request = trace_request(
+            {"service.name": "svc"}, [span("s", trace_id=os.urandom(16), start=start, end=start + 1000)]
+        )
+        response = httpx.post(
+            server.http_url + "/v1/traces",
+            content=request.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        assert response.status_code == 200
+    deleted = httpx.post(server.api_url + "/api/v1/admin/retention", headers=admin_headers(server)).json()[
+        "deleted"
+    ]
+    assert deleted["spans"] == 1
+    (kept,) = server.query("SELECT min(start_time) FROM spans")[0]
+    assert kept > datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
