@@ -18,6 +18,7 @@ from muster import __version__
 from muster.cli_access import credentials, tokens
 from muster.cli_common import JsonOption, emit, fail, muster_session, out, settings_or_exit
 from muster.cli_costs import jobs, spend
+from muster.cli_export import export
 from muster.cli_registry import registry
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(tokens, name="tokens")
 app.add_typer(credentials, name="credentials")
 app.add_typer(registry, name="registry")
 app.add_typer(jobs, name="jobs")
+app.add_typer(export, name="export")
 app.command()(spend)
 
 

@@ -16,6 +16,7 @@ from collector.credentials import IngestCredentials
 from collector.pipeline import IngestStats
 from muster import __version__
 from muster.api import access, costs, health, ingest, registry
+from muster.api import export as export_api
 from muster.metrics import SelfMetrics
 
 __all__ = ["create_app"]
@@ -42,6 +43,6 @@ def create_app(
     app.state.credentials = credentials
     app.state.ready = ready
     app.state.jobs = jobs
-    for module in (health, ingest, access, registry, costs):
+    for module in (health, ingest, access, registry, costs, export_api):
         app.include_router(module.router)
     return app
