@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -209,13 +210,18 @@ def encoded(rows: pl.DataFrame, file_format: ExportFormat) -> bytes:
     return buffer.getvalue()
 
 
+_MONTH = re.compile(r"\d{4}-\d{2}")
+
+
 def billing_month(text: str) -> date:
     """The first day of the month written as YYYY-MM; ValueError saying how to write it otherwise."""
+    problem = ValueError(f"month {text!r} is not a month: write it as YYYY-MM, e.g. 2026-11")
+    if not _MONTH.fullmatch(text):  # strptime alone would take "2026-1"
+        raise problem
     try:
-        parsed = datetime.strptime(text, "%Y-%m")
+        return datetime.strptime(text, "%Y-%m").date()
     except ValueError:
-        raise ValueError(f"month {text!r} is not a month: write it as YYYY-MM, e.g. 2026-11") from None
-    return parsed.date()
+        raise problem from None
 
 
 def month_days(month: date) -> tuple[date, date]:
@@ -353,7 +359,8 @@ def _columns(month: date) -> list[pl.Expr]:
         pl.lit("AI and Machine Learning").alias("ServiceCategory"),
         _service_name().alias("ServiceName"),
         pl.format("{}/{}", "provider", model).alias("SkuId"),
-        null_text.alias("SkuPriceId"),
+        # a price is the model's rate from one source (the catalogue or an override)
+        pl.format("{}/{}:{}", "provider", model, "x_PriceSource").alias("SkuPriceId"),
         pl.col("department_id").alias("SubAccountId"),
         pl.col("department_name").alias("SubAccountName"),
         _tags().alias("Tags"),
