@@ -22,6 +22,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -171,13 +172,13 @@ class FocusExport:
 
     def summary(self) -> dict[str, Any]:
         """Rows, calls, exact total cost (text) and the unpriced calls left out."""
-        total = self.rows["BilledCost"].sum() if len(self.rows) else 0
+        total = self.rows["BilledCost"].sum() if len(self.rows) else Decimal(0)
         return {
             "focus_version": FOCUS_VERSION,
             "month": self.month.strftime("%Y-%m"),
             "rows": len(self.rows),
             "priced_calls": int(self.rows["x_Calls"].sum()) if len(self.rows) else 0,
-            "billed_cost_usd": format(total, "f"),
+            "billed_cost_usd": format(total.normalize(), "f"),  # exact: JSON numbers are floats
             "unpriced_calls": self.unpriced_calls,
             "unpriced_tokens": self.unpriced_tokens,
         }

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +26,8 @@ import httpx
 import polars as pl
 import pytest
 
-from analytics.focus import CUSTOM_COLUMNS, FOCUS_COLUMNS
+from analytics.focus import CUSTOM_COLUMNS, FOCUS_COLUMNS, PRICED_CALL_INPUT_COLUMNS, focus_rows
+from registry import Registry, load_paths
 from tests.conftest import start_server
 from tests.test_access import admin_headers, bearer, new_token
 from tests.test_costs_job import FIXTURE, Call, agent_trace, cli, run_job, send, send_fleet
@@ -279,3 +281,62 @@ def test_the_cli_refuses_bad_months_escaping_paths_and_overwrites(costed, tmp_pa
     assert absolute.exit_code == 0, absolute.output
     assert pl.read_parquet(tmp_path / "f.parquet").height == len(csv_rows((work / "spend.csv").read_bytes()))
     assert sorted(p.name for p in work.iterdir()) == ["spend.csv"]  # no partial files left behind
+
+
+def priced_call(**fields) -> dict:
+    call = {
+        "day": date(2026, 11, 3),
+        "agent_id": "claims-triage",
+        "observed_identity": "claims/triage-api",
+        "department_id": "claims",
+        "cost_centre": "CC-4100",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "input_tokens": 100,
+        "output_tokens": 10,
+        "total_tokens": 110,
+        "cache_read_tokens": None,
+        "cache_write_tokens": None,
+        "reasoning_tokens": None,
+        "cost_usd": Decimal("0.000000000001"),
+        "price_source": "catalogue",
+    }
+    return call | fields
+
+
+def test_rows_group_calls_by_day_agent_provider_and_model_and_count_unpriced_ones_aside():
+    calls = [
+        priced_call(),
+        priced_call(cost_usd=Decimal("123456789.123456789012"), price_source="override", total_tokens=None),
+        priced_call(day=date(2026, 11, 4)),
+        priced_call(agent_id=None, department_id=None, cost_centre=None, observed_identity="skunkworks"),
+        priced_call(
+            model="mystery-1", cost_usd=None, price_source="unpriced", input_tokens=7, total_tokens=9
+        ),
+    ]
+    frame = pl.DataFrame(calls, schema_overrides={"cost_usd": pl.Decimal(38, 12)}).select(
+        PRICED_CALL_INPUT_COLUMNS
+    )
+    export = focus_rows(frame, load_paths([FIXTURE]), month=date(2026, 11, 1))
+    rows = export.rows.to_dicts()
+    assert [(r["ChargePeriodStart"].day, r["ResourceId"], r["x_Calls"]) for r in rows] == [
+        (3, "claims-triage", 2),
+        (3, "skunkworks", 1),
+        (4, "claims-triage", 1),
+    ]
+    assert rows[0]["BilledCost"] == Decimal("123456789.123456789013")  # exact, not a float sum
+    assert rows[0]["ConsumedQuantity"] == 220 and rows[0]["x_PriceSource"] == "catalogue,override"
+    assert rows[0]["SkuPriceId"] == "openai/gpt-4o:catalogue,override"
+    assert rows[1]["SubAccountId"] is None and json.loads(rows[1]["Tags"]) == {"agent": "skunkworks"}
+    assert (export.unpriced_calls, export.unpriced_tokens) == (1, 9)
+    assert export.summary()["billed_cost_usd"] == "123456789.123456789015"
+    empty = focus_rows(frame.clear(), Registry(), month=date(2026, 11, 1))
+    assert empty.summary() | {"month": None} == {
+        "focus_version": "1.0",
+        "month": None,
+        "rows": 0,
+        "priced_calls": 0,
+        "billed_cost_usd": "0",
+        "unpriced_calls": 0,
+        "unpriced_tokens": 0,
+    }
