@@ -19,6 +19,7 @@ from muster.cli_access import credentials, tokens
 from muster.cli_admin import backup, restore
 from muster.cli_common import JsonOption, emit, fail, muster_session, out, settings_or_exit
 from muster.cli_costs import jobs, spend
+from muster.cli_export import export
 from muster.cli_findings import budgets, findings
 from muster.cli_registry import registry
 
@@ -33,6 +34,7 @@ app.add_typer(registry, name="registry")
 app.add_typer(jobs, name="jobs")
 app.add_typer(findings, name="findings")
 app.add_typer(budgets, name="budgets")
+app.add_typer(export, name="export")
 app.command()(spend)
 app.command()(backup)
 app.command()(restore)

@@ -47,13 +47,21 @@ class Muster:
     def delete(self, path: str) -> Any:
         return self._call("DELETE", path)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def download(self, path: str, **params: Any) -> httpx.Response:
+        """A file the API serves, whole: its bytes in `content`, what it is in the headers."""
+        return self._request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise MusterClientError(f"cannot reach Muster at {self.source}: {exc}") from None
         if response.status_code >= 400:
             raise MusterClientError(_explain(response))
+        return response
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         if response.headers.get("content-type", "").startswith("application/json"):
