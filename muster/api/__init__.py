@@ -15,7 +15,7 @@ from analytics.scheduler import JobScheduler
 from collector.credentials import IngestCredentials
 from collector.pipeline import IngestStats
 from muster import __version__
-from muster.api import access, costs, health, ingest, registry
+from muster.api import access, costs, health, ingest, inventory, registry, traces, whoami
 from muster.metrics import SelfMetrics
 
 __all__ = ["create_app"]
@@ -43,5 +43,7 @@ def create_app(
     app.state.ready = ready
     app.state.jobs = jobs
     for module in (health, ingest, access, registry, costs):
+        app.include_router(module.router)
+    for module in (traces, inventory, whoami):
         app.include_router(module.router)
     return app
