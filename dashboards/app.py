@@ -20,14 +20,16 @@ from dashboards import api, ui
 PAGES = Path(__file__).parent / "pages"
 
 
-def _page(name: str, title: str, icon: str, **kwargs: object) -> st.Page:
-    return st.Page(PAGES / f"{name}.py", title=title, icon=icon, url_path=name, **kwargs)
+def _page(name: str, title: str, icon: str, url_path: str | None = None, **kwargs: object) -> st.Page:
+    return st.Page(PAGES / f"{name}.py", title=title, icon=icon, url_path=url_path or name, **kwargs)
 
 
 def main() -> None:
     st.set_page_config(page_title="Muster", page_icon=":material/groups:", layout="wide")
     if not api.token():
-        st.navigation([_page("signin", "Sign in", ":material/login:", default=True)], position="hidden").run()
+        # Its own url path: once signed in, "login" is no page, so Streamlit opens the overview.
+        login = _page("signin", "Sign in", ":material/login:", url_path="login", default=True)
+        st.navigation([login], position="hidden").run()
         return
     pages = [
         _page("overview", "Overview", ":material/dashboard:", default=True),
@@ -37,7 +39,7 @@ def main() -> None:
         _page("traces", "Traces", ":material/timeline:"),
         _page("alerts", "Alerts", ":material/notifications:"),
         _page("registry", "Registry", ":material/list_alt:"),
-        _page("signin", "Account", ":material/account_circle:"),
+        _page("signin", "Account", ":material/account_circle:", url_path="account"),
     ]
     current = st.navigation(pages)
     who = api.who()
