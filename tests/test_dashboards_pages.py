@@ -123,7 +123,7 @@ def test_inventory_lists_what_the_api_answers_unregistered_first(app_for, seeded
     assert int(metric(at, "Observed identities")) == len(inventory)
     assert int(metric(at, "Unregistered identities")) == len(unregistered)
     assert list(at.dataframe[0].value["observed_identity"]) == unregistered[:50]
-    assert at.selectbox(key="inv_identity").options == unregistered  # platform actions shown to admin
+    assert at.selectbox(key="inv_identity_0").options == unregistered  # platform actions shown to admin
 
 
 def test_traces_page_shows_the_api_total_and_a_waterfall(app_for, seeded):

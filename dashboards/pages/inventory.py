@@ -3,6 +3,7 @@ sprawl over time; register an unregistered agent (prefilled from its telemetry) 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import altair as alt
@@ -61,7 +62,7 @@ def sprawl(filters: ui.Filters) -> None:
         alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("week:T", title="week"),
+            x=alt.X("week:O", title="week (from Monday)"),
             y=alt.Y("identities:Q", title="identities observed"),
             color=alt.Color(
                 "status:N",
@@ -70,7 +71,7 @@ def sprawl(filters: ui.Filters) -> None:
                     range=["#4c78a8", "#e45756", "#f58518"],
                 ),
             ),
-            tooltip=["week:T", "status:N", "identities:Q"],
+            tooltip=["week:O", "status:N", "identities:Q"],
         )
     )
     st.altair_chart(chart, width="stretch")
@@ -82,21 +83,22 @@ def register_form(identity: str, departments: list[str]) -> None:
         st.info("This identity carries no key a registration can match (no service, agent id or name).")
         return
     parts = prefill.parse_identity(identity)
-    with st.form("register"):
-        agent_id = st.text_input("Agent id", value=prefill.suggested_id(identity), key="reg_id")
+    key = _key(identity)  # widgets per identity, so choosing another one prefills afresh
+    with st.form(f"register_{key}"):
+        agent_id = st.text_input("Agent id", value=prefill.suggested_id(identity), key=f"reg_id_{key}")
         name = st.text_input(
-            "Name", value=parts.get("agent.name") or prefill.suggested_id(identity), key="reg_name"
+            "Name", value=parts.get("agent.name") or prefill.suggested_id(identity), key=f"reg_name_{key}"
         )
-        owner = st.text_input("Owner (accountable person)", key="reg_owner")
-        department = st.selectbox("Department", departments, key="reg_department")
+        owner = st.text_input("Owner (accountable person)", key=f"reg_owner_{key}")
+        department = st.selectbox("Department", departments, key=f"reg_department_{key}")
         lifecycle = st.selectbox(
             "Lifecycle",
             LIFECYCLES,
             index=LIFECYCLES.index(prefill.default_lifecycle(identity)),
-            key="reg_lifecycle",
+            key=f"reg_lifecycle_{key}",
         )
-        platform = st.text_input("Platform (optional)", key="reg_platform")
-        by = st.selectbox("Match", kinds, format_func=SELECTOR_LABELS.get, key="reg_by")
+        platform = st.text_input("Platform (optional)", key=f"reg_platform_{key}")
+        by = st.selectbox("Match", kinds, format_func=SELECTOR_LABELS.get, key=f"reg_by_{key}")
         submitted = st.form_submit_button("Register agent")
     if submitted:
         document = prefill.agent_document(
@@ -117,7 +119,7 @@ def link_form(identity: str, agents: list[str]) -> None:
     if not agents or not kinds:
         st.info("No registered agent to link to, or nothing in this identity to match on.")
         return
-    with st.form("link"):
+    with st.form(f"link_{_key(identity)}"):
         agent_id = st.selectbox("Existing agent", agents, key="link_agent")
         by = st.selectbox("Match", kinds, format_func=SELECTOR_LABELS.get, key="link_by")
         submitted = st.form_submit_button("Link to this agent")
@@ -141,7 +143,13 @@ def _save(document: dict[str, Any], done: str) -> None:
         st.error(f"Not saved: {plain(exc)}")
         return
     st.session_state["inventory_done"] = done
+    # a new widget: the browser would otherwise keep showing the identity just registered
+    st.session_state["inv_version"] = st.session_state.get("inv_version", 0) + 1
     st.rerun()
+
+
+def _key(identity: str) -> str:
+    return hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
 def actions(rows: list[dict[str, Any]]) -> None:
@@ -149,7 +157,8 @@ def actions(rows: list[dict[str, Any]]) -> None:
     if not unregistered:
         st.caption("Every observed identity is registered.")
         return
-    identity = st.selectbox("Unregistered identity", unregistered, key="inv_identity")
+    version = st.session_state.get("inv_version", 0)
+    identity = st.selectbox("Unregistered identity", unregistered, key=f"inv_identity_{version}")
     departments = [d["metadata"]["id"] for d in api.load("/api/v1/departments", "departments") or []]
     agents = [a["metadata"]["id"] for a in api.load("/api/v1/agents", "agents") or []]
     register, link = st.tabs(["Register as a new agent", "Link to an existing agent"])

@@ -76,7 +76,7 @@ def waterfall(spans: list[dict[str, Any]]) -> None:
         .encode(
             x=alt.X("start_ms:Q", title="ms since the trace started"),
             x2="end_ms:Q",
-            y=alt.Y("row:N", sort=None, title=None, axis=alt.Axis(labelLimit=320)),
+            y=alt.Y("row:N", sort=None, title=None, axis=alt.Axis(labelLimit=320, labelOverlap=False)),
             color=alt.Color("operation:N"),
             tooltip=["name:N", "operation:N", "duration_ms:Q", "status_code:N", "cost:N"],
         )
