@@ -131,6 +131,10 @@ def metric(page, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
+def unregistered(seeded) -> list[dict]:
+    return [r for r in api(seeded, "GET", "/api/v1/inventory").json() if r["match_status"] == "unregistered"]
+
+
 def selected(page, label: str) -> str:
     return page.get_by_role("combobox", name=label).input_value()
 
@@ -150,7 +154,7 @@ def test_sign_in_open_every_page_and_register_an_unregistered_agent(seeded, dash
         page.screenshot(path=str(ARTEFACTS / f"{title.lower()}.png"), full_page=True)
 
     open_page(page, "Inventory")
-    before = [r for r in api(seeded, "GET", "/api/v1/inventory").json() if r["match_status"] == "unregistered"]
+    before = unregistered(seeded)
     identity = before[0]["observed_identity"]
     assert selected(page, "Unregistered identity") == identity
     assert metric(page, "Unregistered identities") == str(len(before))
@@ -160,7 +164,7 @@ def test_sign_in_open_every_page_and_register_an_unregistered_agent(seeded, dash
     settled(page)
     page.screenshot(path=str(ARTEFACTS / "inventory-after-register.png"), full_page=True)
 
-    after = [r for r in api(seeded, "GET", "/api/v1/inventory").json() if r["match_status"] == "unregistered"]
+    after = unregistered(seeded)
     assert identity not in [r["observed_identity"] for r in after]
     assert len(after) < len(before)
     assert metric(page, "Unregistered identities") == str(len(after))
