@@ -26,6 +26,9 @@ def test_trace_summaries_add_up_to_the_priced_calls(seeded):
     assert sum(Decimal(t["cost_usd"]) for t in answer["traces"]) == calls[1]
     page = api(seeded, "GET", "/api/v1/traces", params={"limit": 7, "offset": 7}).json()
     assert [t["trace_id"] for t in page["traces"]] == [t["trace_id"] for t in answer["traces"][7:14]]
+    beyond = api(seeded, "GET", "/api/v1/traces", params={"offset": 1000}).json()
+    assert (beyond["traces"], beyond["total"]) == ([], 60)
+    assert api(seeded, "GET", "/api/v1/traces", params={"offset": 2**70}).status_code == 422
 
 
 def test_a_trace_has_every_span_once_with_its_priced_cost(seeded):

@@ -140,7 +140,8 @@ def trace_summaries(
     rows = cur.execute(_SUMMARIES, params).fetchall()
     total = rows[0][-1] if rows else 0
     if not rows and offset:  # past the last page: still say how many there are
-        total = len(cur.execute(_SUMMARIES, params | {"limit": 1_000_000, "offset": 0}).fetchall())
+        first = cur.execute(_SUMMARIES, params | {"limit": 1, "offset": 0}).fetchall()
+        total = first[0][-1] if first else 0
     return [_summary(row[:-1]) for row in rows], int(total)
 
 

@@ -29,7 +29,7 @@ def traces(
     state: Literal["ok", "error"] | None = Query(None, alias="status", description="error: a span failed."),
     model: str | None = Query(None, description="Traces with a call to this model."),
     limit: int = Query(50, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**62),
     who: Principal = Depends(reader),
     cur: duckdb.DuckDBPyConnection = Depends(cursor),
 ) -> dict[str, Any]:
