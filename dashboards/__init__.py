@@ -1,6 +1,12 @@
 """Streamlit dashboards for finance, platform teams and agent owners; they read only the HTTP API.
 
-Not built yet (issue 6).
+`APP` is the script `streamlit run` starts (`muster dashboard` does that against the running
+server). The pages live in `dashboards/pages/`; `dashboards.api` is their only way to Muster and
+`dashboards.prefill` turns an observed identity into an Agent document to register.
 """
 
-__all__: list[str] = []
+from pathlib import Path
+
+APP = Path(__file__).parent / "app.py"
+
+__all__ = ["APP"]

@@ -128,6 +128,38 @@ def simulate(
 
 
 @app.command()
+def dashboard(
+    port: Annotated[int | None, typer.Option(help="Port (default: MUSTER_DASHBOARD_PORT, 8501).")] = None,
+) -> None:
+    """Serve the Streamlit dashboards against the running server's API; sign in with an API token."""
+    settings = settings_or_exit()
+    import os
+    import subprocess
+    import sys
+
+    from dashboards import APP
+    from muster.client import api_url
+
+    url = settings.api_url or api_url(settings)
+    if url is None:
+        fail("no running server found: start `muster serve` first (or set MUSTER_API_URL)")
+    env = os.environ | {"MUSTER_API_URL": url}
+    if settings.tls_cert_file:  # the dashboards trust the server's own certificate, as the CLI does
+        env["MUSTER_TLS_CERT_FILE"] = str(settings.tls_cert_file)
+    chosen = settings.dashboard_port if port is None else port
+    out.print(f"Muster dashboards on http://{settings.host}:{chosen} reading {url}")
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(chosen)]
+    command += ["--server.address", settings.host, "--server.headless", "true"]
+    command += ["--browser.gatherUsageStats", "false", "--global.developmentMode", "false"]
+    command += ["--client.toolbarMode", "viewer"]
+    try:
+        code = subprocess.run(command, env=env, check=False).returncode
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+@app.command()
 def version() -> None:
     """Print Muster's version."""
     out.print(__version__)

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     )
     tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
 
+    dashboard_port: int = Field(8501, ge=0, le=65535, description="Port of the Streamlit dashboards.")
+    api_url: str | None = Field(
+        None, description="API the dashboards read; default: the running server's, from its server.json."
+    )
+
     @model_validator(mode="after")
     def _tls_needs_both_files(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):

@@ -1,0 +1,192 @@
+"""Spend (finance): by department, cost centre, agent, model and provider, over time; budget
+burn-down with forecast and thresholds; top movers; unit costs; CSV and FOCUS downloads."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboards import api, ui
+from dashboards.text import plain
+
+DIMENSIONS = {
+    "department": "Department",
+    "cost_centre": "Cost centre",
+    "agent": "Agent",
+    "model": "Model",
+    "provider": "Provider",
+}
+
+
+def spend_rows(
+    by: str, filters: ui.Filters, days: dict[str, str] | None = None
+) -> list[dict[str, Any]] | None:
+    rows = api.load("/api/v1/spend", f"spend by {by}", by=by, **(days or filters.days()))
+    if rows is None:
+        return None
+    if by == "department" and filters.department:
+        rows = [r for r in rows if r["department"] == filters.department]
+    if by == "agent" and filters.agent:
+        rows = [r for r in rows if r["agent"] == filters.agent]
+    return rows
+
+
+def totals(rows: list[dict[str, Any]]) -> dict[str, Decimal | int]:
+    return {
+        "cost": sum((ui.decimal(r["cost_usd"]) for r in rows), Decimal(0)),
+        "calls": sum(int(r["calls"]) for r in rows),
+        "unpriced": sum(int(r["unpriced_calls"]) for r in rows),
+        "tokens": sum(int(r["input_tokens"]) + int(r["output_tokens"]) for r in rows),
+    }
+
+
+def headline(filters: ui.Filters) -> None:
+    rows = spend_rows("department", filters)
+    if rows is None:
+        return
+    found = totals(rows)
+    cols = st.columns(5)
+    cols[0].metric("Total spend (USD)", ui.money(found["cost"]))
+    cols[1].metric("Model calls", f"{found['calls']:,}")
+    cols[2].metric("Unpriced calls", f"{found['unpriced']:,}")
+    cols[3].metric("Per call (USD)", ui.money(found["cost"] / found["calls"]) if found["calls"] else "—")
+    per_k = found["cost"] * 1000 / found["tokens"] if found["tokens"] else None
+    cols[4].metric("Per 1k tokens (USD)", ui.money(per_k) if per_k is not None else "—")
+    runs = api.load("/api/v1/traces", "agent runs", limit=1, **filters.times())
+    if runs is not None and runs.get("total"):
+        st.caption(
+            f"Per agent run (trace): {ui.money(found['cost'] / runs['total'])} over {runs['total']:,} runs"
+        )
+
+
+def breakdown(filters: ui.Filters) -> None:
+    by = st.selectbox("Group by", list(DIMENSIONS), format_func=DIMENSIONS.get, key="spend_by")
+    rows = spend_rows(by, filters)
+    if rows is None:
+        return
+    data = ui.frame(rows).rename(columns={by: "key"})
+    if data.empty:
+        st.caption("No spend in this time range.")
+        return
+    data["key"] = data["key"].fillna("(none)").astype(str)
+    data["cost_usd"] = data["cost_usd"].map(ui.decimal)
+    chart = (
+        alt.Chart(data.head(15).astype({"cost_usd": float}))
+        .mark_bar()
+        .encode(
+            x=alt.X("cost_usd:Q", title="spend (USD)"),
+            y=alt.Y("key:N", sort="-x", title=DIMENSIONS[by]),
+            tooltip=["key:N", alt.Tooltip("cost_usd:Q", format="$.4f"), "calls:Q"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+    ui.paginated(data.rename(columns={"key": by}), f"spend_{by}")
+    st.download_button(
+        "Download as CSV",
+        data.to_csv(index=False),
+        file_name=f"spend-by-{by}.csv",
+        mime="text/csv",
+        key="csv",
+    )
+
+
+def over_time(filters: ui.Filters) -> None:
+    rows = spend_rows("day", filters)
+    if not rows:
+        return
+    data = ui.frame(rows, ["day", "cost_usd", "calls"]).astype({"cost_usd": float})
+    chart = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("day:T", title="day (UTC)"),
+            y=alt.Y("cost_usd:Q", title="spend (USD)"),
+            tooltip=list(data),
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def burn_down(filters: ui.Filters) -> None:
+    answer = api.load("/api/v1/budgets/status", "budget burn-down")
+    if answer is None:
+        return
+    rows = [
+        b
+        for b in answer.get("budgets", [])
+        if b.get("source") == "department" and filters.department in (None, b.get("department_id"))
+    ]
+    if not rows:
+        st.caption("No department budgets in your scope.")
+        return
+    data = pd.DataFrame(rows)
+    for column in ("actual", "forecast", "amount", "forecast_low", "forecast_high"):
+        if column in data:
+            data[column] = data[column].map(lambda v: float(ui.decimal(v)))
+    base = alt.Chart(data).encode(y=alt.Y("department_id:N", title="department"))
+    bars = base.mark_bar(opacity=0.8).encode(x=alt.X("actual:Q", title="USD"), color="status:N")
+    forecast = base.mark_tick(color="black", thickness=2).encode(x="forecast:Q")
+    amount = base.mark_tick(color="red", thickness=3).encode(x="amount:Q")
+    st.altair_chart(bars + forecast + amount, width="stretch")
+    st.caption("Bar: spent so far; black tick: forecast for the period; red tick: the budget.")
+    ui.paginated(data.drop(columns=["scope"], errors="ignore"), "burn_down")
+
+
+def movers(filters: ui.Filters) -> None:
+    length = (filters.end - filters.start).days + 1
+    before_end = filters.start - timedelta(days=1)
+    before = {"from": (before_end - timedelta(days=length - 1)).isoformat(), "to": before_end.isoformat()}
+    now_rows, then_rows = spend_rows("agent", filters), spend_rows("agent", filters, before)
+    if now_rows is None or then_rows is None:
+        return
+    then = {r["agent"]: ui.decimal(r["cost_usd"]) for r in then_rows}
+    now = {r["agent"]: ui.decimal(r["cost_usd"]) for r in now_rows}
+    data = pd.DataFrame(
+        [
+            {
+                "agent": agent,
+                "previous_usd": then.get(agent, Decimal(0)),
+                "current_usd": now.get(agent, Decimal(0)),
+            }
+            for agent in set(then) | set(now)
+        ]
+    )
+    if data.empty:
+        return
+    data["change_usd"] = data["current_usd"] - data["previous_usd"]
+    data = data.reindex(data["change_usd"].abs().sort_values(ascending=False).index)
+    st.caption(f"Against the previous {length} days ({before['from']} … {before['to']}).")
+    ui.paginated(data.head(10), "movers")
+
+
+def focus_download() -> None:
+    month = st.text_input("Month (YYYY-MM)", value=ui.today().strftime("%Y-%m"), key="focus_month")
+    if st.button("Prepare FOCUS export", key="focus_prepare"):
+        try:
+            text = api.get("/api/v1/export/focus", month=month, format="csv")
+        except api.NotAvailable:
+            st.info("The FOCUS export: not available yet on this server.")
+        except api.ApiError as exc:
+            st.error(f"Could not export: {plain(exc)}")
+        else:
+            st.download_button("Download FOCUS CSV", text, file_name=f"focus-{month}.csv", mime="text/csv")
+
+
+filters = ui.filters()
+st.title("Spend")
+headline(filters)
+st.subheader("Breakdown")
+breakdown(filters)
+st.subheader("Over time")
+over_time(filters)
+st.subheader("Budget burn-down by department")
+burn_down(filters)
+st.subheader("Top movers by agent")
+movers(filters)
+st.subheader("FOCUS export")
+focus_download()

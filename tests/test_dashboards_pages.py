@@ -1,0 +1,191 @@
+"""Every dashboard page under Streamlit's AppTest, against a real server seeded with the simulator.
+
+The numbers each page shows are compared with what the API answers for the same token, and a
+finance token of one department must never see another department's agents, spend or traces.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboards import APP
+from dashboards.ui import money
+from tests.dashboards_seed import admin_token, api, new_token, seeded_server
+
+PAGES = ["overview", "spend", "inventory", "policy", "traces", "alerts", "registry", "signin"]
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    server = seeded_server(tmp_path_factory.mktemp("dashboards") / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_for(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+
+    def open_page(page: str, token: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        at.session_state["muster_token"] = token
+        at.session_state["muster_who"] = api(seeded, "GET", "/api/v1/whoami", token).json()
+        at.run()
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_page
+
+
+def days(span: int = 30) -> dict[str, str]:
+    today = datetime.now(UTC).date()
+    return {"from": (today - timedelta(days=span - 1)).isoformat(), "to": today.isoformat()}
+
+
+def metric(at: AppTest, label: str) -> str:
+    found = [m.value for m in at.metric if m.label == label]
+    assert found, f"no metric {label!r} among {[m.label for m in at.metric]}"
+    return found[0]
+
+
+def shown_text(at: AppTest) -> str:
+    """Everything the page shows as text: tables, metrics, messages, text and JSON blocks."""
+    parts = [str(df.value.to_dict("list")) for df in at.dataframe]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    parts += [e.value for e in (*at.error, *at.info, *at.warning, *at.success, *at.caption, *at.text)]
+    parts += [str(j.value) for j in at.json]
+    parts += [str(s.options) for s in at.selectbox]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_error_for_admin(app_for, seeded, page):
+    at = app_for(page, admin_token(seeded))
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_sign_in_page_keeps_the_token_out_of_the_url(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.text_input(key="token_input").input("mst_wrong")
+    at.button[0].click().run()
+    assert "Sign-in refused" in at.error[0].value
+    token = admin_token(seeded)
+    at.text_input(key="token_input").input(token)
+    at.button[0].click().run()
+    assert at.session_state["muster_who"]["role"] == "admin"
+    assert all(token not in str(value) for value in at.query_params.values())
+    assert {"from", "to"} <= set(at.query_params)
+
+
+def test_spend_numbers_equal_the_api(app_for, seeded):
+    token = admin_token(seeded)
+    at = app_for("spend", token)
+    rows = api(seeded, "GET", "/api/v1/spend", token, params={"by": "department", **days()}).json()
+    total = sum(Decimal(r["cost_usd"]) for r in rows)
+    assert total > 0
+    assert metric(at, "Total spend (USD)") == money(total)
+    assert metric(at, "Model calls") == f"{sum(r['calls'] for r in rows):,}"
+    table = at.dataframe[0].value
+    assert sorted(map(Decimal, table["cost_usd"])) == sorted(Decimal(r["cost_usd"]) for r in rows)
+
+
+def test_overview_numbers_equal_the_api(app_for, seeded):
+    token = admin_token(seeded)
+    at = app_for("overview", token)
+    today = datetime.now(UTC).date()
+    month = {"from": today.replace(day=1).isoformat(), "to": today.isoformat()}
+    rows = api(seeded, "GET", "/api/v1/spend", token, params={"by": "department", **month}).json()
+    assert metric(at, "Spend this month (USD)") == money(sum(Decimal(r["cost_usd"]) for r in rows))
+    agents = api(seeded, "GET", "/api/v1/agents", token).json()
+    inventory = api(seeded, "GET", "/api/v1/inventory", token, params=days()).json()
+    assert int(metric(at, "Registered agents")) == len(agents) == 4
+    unregistered = sum(1 for r in inventory if r["match_status"] == "unregistered")
+    assert int(metric(at, "Unregistered identities")) == unregistered > 0
+    # the findings and budgets endpoints are other sessions' work: until they exist, say so
+    if api(seeded, "GET", "/api/v1/findings", token).status_code == 404:
+        assert any("not available yet" in i.value for i in at.info)
+
+
+def test_inventory_lists_what_the_api_answers_unregistered_first(app_for, seeded):
+    token = admin_token(seeded)
+    at = app_for("inventory", token)
+    inventory = api(seeded, "GET", "/api/v1/inventory", token, params=days()).json()
+    unregistered = [r["observed_identity"] for r in inventory if r["match_status"] != "registered"]
+    assert int(metric(at, "Observed identities")) == len(inventory)
+    assert int(metric(at, "Unregistered identities")) == len(unregistered)
+    assert list(at.dataframe[0].value["observed_identity"]) == unregistered[:50]
+    assert at.selectbox(key="inv_identity_0").options == unregistered  # platform actions shown to admin
+
+
+def test_traces_page_shows_the_api_total_and_a_waterfall(app_for, seeded):
+    token = admin_token(seeded)
+    at = app_for("traces", token)
+    today = datetime.now(UTC).date()
+    window = {"from": f"{today - timedelta(days=29)}T00:00:00", "to": f"{today + timedelta(days=1)}T00:00:00"}
+    answer = api(seeded, "GET", "/api/v1/traces", token, params={"limit": 50, **window}).json()
+    assert int(metric(at, "Traces")) == answer["total"] > 0
+    assert list(at.dataframe[0].value["trace_id"]) == [t["trace_id"] for t in answer["traces"]]
+    first = api(seeded, "GET", f"/api/v1/traces/{answer['traces'][0]['trace_id']}", token).json()
+    assert list(at.dataframe[1].value["span_id"]) == [s["span_id"] for s in first["spans"]]
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+
+
+def test_a_finance_token_of_one_department_never_shows_another(app_for, seeded):
+    token = new_token(seeded, "finance", department_id="legal")
+    others = [a for a in api(seeded, "GET", "/api/v1/agents").json() if a["spec"]["department"] != "legal"]
+    unregistered = [
+        r["observed_identity"]
+        for r in api(seeded, "GET", "/api/v1/inventory", params=days()).json()
+        if r["match_status"] != "registered"
+    ]
+    legal_spend = api(seeded, "GET", "/api/v1/spend", token, params={"by": "department", **days()}).json()
+    assert [r["department"] for r in legal_spend] == ["legal"]
+    for page in PAGES:
+        at = app_for(page, token)
+        shown = shown_text(at)
+        for agent in others:
+            assert agent["metadata"]["id"] not in shown, (page, agent["metadata"]["id"])
+        for department in ("customer-care", "engineering"):
+            assert department not in shown, (page, department)
+        for identity in unregistered:
+            assert identity not in shown, (page, identity)
+        if page == "spend":
+            assert metric(at, "Total spend (USD)") == money(Decimal(legal_spend[0]["cost_usd"]))
+        if page == "inventory":
+            assert not at.get("tab"), "a finance token sees no register action"
+
+
+def test_filters_in_the_url_narrow_the_pages(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    token = admin_token(seeded)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update({"department": "engineering", **days(10)})
+    at.session_state["muster_token"] = token
+    at.session_state["muster_who"] = api(seeded, "GET", "/api/v1/whoami", token).json()
+    at.run()
+    at.switch_page("pages/spend.py").run()
+    assert not at.exception
+    rows = api(seeded, "GET", "/api/v1/spend", token, params={"by": "department", **days(10)}).json()
+    expected = sum(Decimal(r["cost_usd"]) for r in rows if r["department"] == "engineering")
+    assert metric(at, "Total spend (USD)") == money(expected)
+    assert at.query_params["department"] == ["engineering"] or at.query_params["department"] == "engineering"
+
+
+def test_an_api_failure_is_a_message_not_a_traceback(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("MUSTER_API_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["muster_token"] = "mst_anything"
+    at.session_state["muster_who"] = {"role": "admin", "permissions": ["read"]}
+    at.run()
+    at.switch_page("pages/spend.py").run()
+    assert not at.exception
+    assert any("cannot reach Muster" in e.value for e in at.error)
