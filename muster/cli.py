@@ -36,6 +36,7 @@ app.command()(spend)
 def serve() -> None:
     """Run the server: OTLP receivers (gRPC, HTTP), the warehouse writer and the HTTP API."""
     settings = settings_or_exit()
+    from alerts import AlertsConfigError
     from muster.server import serve as run_server
     from warehouse.errors import WarehouseError
 
@@ -44,6 +45,8 @@ def serve() -> None:
         run_server(settings)
     except WarehouseError as exc:
         fail(str(exc))
+    except AlertsConfigError as exc:
+        fail(str(exc), code=2)
     except OSError as exc:
         fail(f"{exc}; choose another port with MUSTER_*_PORT")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -89,6 +90,20 @@ class Settings(BaseSettings):
         None, description="PEM certificate: when set (with tls_key_file), receivers and API speak TLS."
     )
     tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+
+    alerts: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The [alerts] table of muster.toml: routes, receivers, SMTP (docs/alerts.md).",
+    )
+    alerts_file: Path | None = Field(
+        None, description="A YAML or TOML file with the alert routes and receivers, instead of [alerts]."
+    )
+    alerts_interval_seconds: float = Field(
+        5.0, ge=0, description="Seconds between alert dispatcher ticks inside `muster serve`; 0 disables them."
+    )
+    dashboard_url: str = Field(
+        "http://127.0.0.1:8501", description="Base URL of the dashboards, for links in notifications."
+    )
 
     @model_validator(mode="after")
     def _tls_needs_both_files(self) -> Settings:
