@@ -132,7 +132,9 @@ class Server:
     def _start_alerts(self, stack: AsyncExitStack, con: duckdb.DuckDBPyConnection) -> Dispatcher:
         """The alert dispatcher on its schedule; stopped before the jobs and the writer."""
         settings = self.settings
-        config, secrets = load_alerts_config(settings.alerts, settings.alerts_file, data_dir=settings.data_dir)
+        config, secrets = load_alerts_config(
+            settings.alerts, settings.alerts_file, data_dir=settings.data_dir
+        )
         dispatcher = Dispatcher(
             con,
             config,

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         None, description="A YAML or TOML file with the alert routes and receivers, instead of [alerts]."
     )
     alerts_interval_seconds: float = Field(
-        5.0, ge=0, description="Seconds between alert dispatcher ticks inside `muster serve`; 0 disables them."
+        5.0, ge=0, description="Seconds between alert dispatcher ticks in `muster serve`; 0 disables them."
     )
     dashboard_url: str = Field(
         "http://127.0.0.1:8501", description="Base URL of the dashboards, for links in notifications."
