@@ -51,7 +51,10 @@ def parse_duration(value: str | float | int | timedelta) -> timedelta:
     parts = _DURATION.findall(text)
     if not text or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"{value!r} is not a duration: write e.g. 30s, 5m, 4h, 1h30m or 2d")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+    try:
+        return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+    except OverflowError:
+        raise ValueError(f"{value!r} is too long a duration") from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

@@ -65,14 +65,21 @@ def new_silence(
     ends_at: datetime | None = None,
     duration: timedelta | None = None,
     scope: dict[str, str] | None = None,
+    max_days: int = 3650,
 ) -> Silence:
     """A silence checked for sense: matchers, a reason, an end after its start; scope matchers added."""
     if not comment.strip():
         raise SilenceError("a silence needs a comment: say why, so others know when it may end")
     if (ends_at is None) == (duration is None):
         raise SilenceError("give the silence either an end time or a duration, not both")
-    start = _aware(starts_at) if starts_at else now
-    end = _aware(ends_at) if ends_at else start + duration  # type: ignore[operator]
+    start = max(_aware(starts_at), now) if starts_at else now  # a start in the past means now
+    limit = now + timedelta(days=max_days)
+    try:
+        end = _aware(ends_at) if ends_at else start + duration  # type: ignore[operator]
+    except OverflowError:
+        end = datetime.max.replace(tzinfo=UTC)
+    if start > limit or end > limit:
+        raise SilenceError(f"a silence may last at most {max_days} days from now")
     if end <= start:
         raise SilenceError(f"the silence would end ({end.isoformat()}) before it starts ({start})")
     if end <= now:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from muster import __version__
 from muster.cli_access import credentials, tokens
+from muster.cli_alerts import alerts
 from muster.cli_common import JsonOption, emit, fail, muster_session, out, settings_or_exit
 from muster.cli_costs import jobs, spend
 from muster.cli_registry import registry
@@ -29,6 +30,7 @@ app.add_typer(tokens, name="tokens")
 app.add_typer(credentials, name="credentials")
 app.add_typer(registry, name="registry")
 app.add_typer(jobs, name="jobs")
+app.add_typer(alerts, name="alerts")
 app.command()(spend)
 
 

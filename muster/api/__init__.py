@@ -15,7 +15,7 @@ from analytics.scheduler import JobScheduler
 from collector.credentials import IngestCredentials
 from collector.pipeline import IngestStats
 from muster import __version__
-from muster.api import access, costs, health, ingest, registry
+from muster.api import access, alerts, costs, health, ingest, registry
 from muster.metrics import SelfMetrics
 
 __all__ = ["create_app"]
@@ -42,6 +42,6 @@ def create_app(
     app.state.credentials = credentials
     app.state.ready = ready
     app.state.jobs = jobs
-    for module in (health, ingest, access, registry, costs):
+    for module in (health, ingest, access, registry, costs, alerts):
         app.include_router(module.router)
     return app
