@@ -76,6 +76,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._redaction = _RedactingFilter(secrets)
+        _install(self._redaction)  # from the first send on, including test-receiver and ticks in tests
 
     @property
     def receivers(self) -> list[str]:
@@ -83,7 +84,6 @@ class Dispatcher:
 
     def start(self) -> None:
         """Start ticking every `interval` seconds; a second start does nothing."""
-        _install(self._redaction)
         if self._thread is not None:
             return
         if self._interval <= 0:

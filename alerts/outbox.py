@@ -35,7 +35,8 @@ class Backoff:
 
     def delay(self, attempts: int) -> timedelta:
         """The wait after the `attempts`-th failed attempt: initial, 2×, 4×, … up to the cap."""
-        return min(self.cap, self.initial * (2 ** max(0, attempts - 1)))
+        exponent = min(max(0, attempts - 1), 32)  # 2**32 × any initial is past every sane cap
+        return min(self.cap, self.initial * (2**exponent))
 
 
 @dataclass(frozen=True)
