@@ -8,6 +8,7 @@ walks through time without sleeping.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -271,3 +272,23 @@ def test_a_permanent_refusal_fails_at_once_and_retries_give_up(warehouse, dispat
     oncall_failed = next(n for n in failed if n["receiver"] == "oncall")
     assert 50 < oncall_failed["attempts"] < 70
     assert "HTTP 503" in oncall_failed["last_error"]
+
+
+def test_dispatcher_lifecycle_shutdown_without_start_and_start_twice(warehouse, sinks, tmp_path):
+    quick = CONFIG | {"route": CONFIG["route"] | {"group_wait": "0s"}}
+    config, secrets = load_alerts_config(quick, None, data_dir=tmp_path)
+    Dispatcher(warehouse, config, secrets, interval=0.05, external_url="http://x").shutdown()  # never started
+    running = Dispatcher(warehouse, config, secrets, interval=0.05, external_url="http://x")
+    running.start()
+    running.start()  # a second start does nothing
+    with warehouse.cursor() as cur:
+        insert_finding(cur, "l1", severity="critical", department="claims")
+    _, oncall = sinks
+    deadline = time.monotonic() + 60
+    while not oncall.received:  # its own thread ticks on the real clock
+        assert time.monotonic() < deadline, "the dispatcher thread never delivered"
+        time.sleep(0.05)
+    running.shutdown()
+    running.shutdown()  # twice is fine
+    assert [a["fingerprint"] for a in oncall.received[0]["alerts"]] == ["l1"]
+    assert len(oncall.received) == 1

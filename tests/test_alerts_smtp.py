@@ -133,7 +133,9 @@ def test_forecast_overrun_mails_the_department_finance_contact_over_starttls_and
     assert "Claims is forecast to spend $51,200 of its $42,000 budget this month" in text
     assert "forecast_usd: 51200" in text
     assert "http://dash.example:8501/?finding=budget-claims" in text
-    assert 'href="http://dash.example:8501/?finding=budget-claims"' in message.get_body(("html",)).get_content()
+    assert (
+        'href="http://dash.example:8501/?finding=budget-claims"' in message.get_body(("html",)).get_content()
+    )
     assert PASSWORD not in caplog.text
 
     resolved = T0 + timedelta(days=2)
