@@ -266,3 +266,23 @@ def test_alerts_file_in_yaml_and_a_bad_one_stops_serve(tmp_path):
     )
     assert result.returncode == 2, result.stderr
     assert "route.group_wait" in result.stderr and "not a duration" in result.stderr
+
+
+def test_alerts_table_in_muster_toml(tmp_path, monkeypatch):
+    from muster.settings import load_settings
+
+    toml = tmp_path / "muster.toml"
+    toml.write_text(
+        '[alerts.route]\nreceiver = "oncall"\ngroup_wait = "10s"\n\n'
+        '[[alerts.route.routes]]\nmatchers = ["severity=critical"]\nreceiver = "oncall"\ncontinue = true\n\n'
+        '[[alerts.receivers]]\nname = "oncall"\ntype = "webhook"\nurl = "env:TEST_TOML_URL"\n'
+    )
+    monkeypatch.setenv("MUSTER_CONFIG", str(toml))
+    monkeypatch.setenv("TEST_TOML_URL", "http://127.0.0.1:9/hook")
+    settings = load_settings()
+    config, secrets = load_alerts_config(settings.alerts, settings.alerts_file, data_dir=tmp_path)
+    assert config.route.group_wait == timedelta(seconds=10)
+    assert config.route.routes[0].continue_ is True
+    assert secrets.get("env:TEST_TOML_URL") == "http://127.0.0.1:9/hook"
+    with pytest.raises(AlertsConfigError, match="configured twice"):
+        load_alerts_config(settings.alerts, tmp_path / "alerts.yaml", data_dir=tmp_path)
