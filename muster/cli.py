@@ -17,6 +17,7 @@ from rich.table import Table
 from muster import __version__
 from muster.cli_access import credentials, tokens
 from muster.cli_admin import backup, restore
+from muster.cli_alerts import alerts
 from muster.cli_common import JsonOption, emit, fail, muster_session, out, settings_or_exit
 from muster.cli_costs import jobs, spend
 from muster.cli_export import export
@@ -35,6 +36,7 @@ app.add_typer(jobs, name="jobs")
 app.add_typer(findings, name="findings")
 app.add_typer(budgets, name="budgets")
 app.add_typer(export, name="export")
+app.add_typer(alerts, name="alerts")
 app.command()(spend)
 app.command()(backup)
 app.command()(restore)
@@ -44,6 +46,7 @@ app.command()(restore)
 def serve() -> None:
     """Run the server: OTLP receivers (gRPC, HTTP), the warehouse writer and the HTTP API."""
     settings = settings_or_exit()
+    from alerts import AlertsConfigError
     from muster.server import serve as run_server
     from warehouse.errors import WarehouseError
 
@@ -52,6 +55,8 @@ def serve() -> None:
         run_server(settings)
     except WarehouseError as exc:
         fail(str(exc))
+    except AlertsConfigError as exc:
+        fail(str(exc), code=2)
     except OSError as exc:
         fail(f"{exc}; choose another port with MUSTER_*_PORT")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 from fastapi import FastAPI
 
+from alerts import Dispatcher, load_alerts_config
 from analytics.scheduler import JobScheduler
 from collector.asgi_server import AsgiServer
 from collector.credentials import IngestCredentials
@@ -61,6 +62,7 @@ class Server:
         self.warehouse = None  # the DuckDB connection, while running
         self.ingest: Ingest | None = None
         self.jobs: JobScheduler | None = None
+        self.alerts: Dispatcher | None = None
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -94,6 +96,7 @@ class Server:
         self.ingest.start()
         stack.callback(self.ingest.shutdown)
         self.jobs = self._start_jobs(stack, con)
+        self.alerts = self._start_alerts(stack, con)
         api = create_app(
             connection=con,
             stats=stats,
@@ -103,6 +106,7 @@ class Server:
             jobs=self.jobs,
             settings=self.settings,
         )
+        api.state.alerts = self.alerts
         await self._start_listeners(stack, self._listeners(self.ingest, api))
 
     def _open_warehouse(self, stack: AsyncExitStack) -> duckdb.DuckDBPyConnection:
@@ -129,6 +133,23 @@ class Server:
         jobs.start()
         stack.callback(jobs.shutdown)
         return jobs
+
+    def _start_alerts(self, stack: AsyncExitStack, con: duckdb.DuckDBPyConnection) -> Dispatcher:
+        """The alert dispatcher on its schedule; stopped before the jobs and the writer."""
+        settings = self.settings
+        config, secrets = load_alerts_config(
+            settings.alerts, settings.alerts_file, data_dir=settings.data_dir
+        )
+        dispatcher = Dispatcher(
+            con,
+            config,
+            secrets,
+            interval=settings.alerts_interval_seconds,
+            external_url=settings.dashboard_url,
+        )
+        dispatcher.start()
+        stack.callback(dispatcher.shutdown)
+        return dispatcher
 
     async def _start_listeners(self, stack: AsyncExitStack, listeners: list) -> None:
         """Listen on every port, then tell the CLI where (the runtime file goes when they stop)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -99,6 +100,19 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(8501, ge=0, le=65535, description="Port of the Streamlit dashboards.")
     api_url: str | None = Field(
         None, description="API the dashboards read; default: the running server's, from its server.json."
+    )
+    alerts: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The [alerts] table of muster.toml: routes, receivers, SMTP (docs/alerts.md).",
+    )
+    alerts_file: Path | None = Field(
+        None, description="A YAML or TOML file with the alert routes and receivers, instead of [alerts]."
+    )
+    alerts_interval_seconds: float = Field(
+        5.0, ge=0, description="Seconds between alert dispatcher ticks in `muster serve`; 0 disables them."
+    )
+    dashboard_url: str = Field(
+        "http://127.0.0.1:8501", description="Base URL of the dashboards, for links in notifications."
     )
 
     @model_validator(mode="after")

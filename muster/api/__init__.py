@@ -15,7 +15,19 @@ from analytics.scheduler import JobScheduler
 from collector.credentials import IngestCredentials
 from collector.pipeline import IngestStats
 from muster import __version__
-from muster.api import access, admin, costs, findings, health, ingest, inventory, registry, traces, whoami
+from muster.api import (
+    access,
+    admin,
+    alerts,
+    costs,
+    findings,
+    health,
+    ingest,
+    inventory,
+    registry,
+    traces,
+    whoami,
+)
 from muster.api import export as export_api
 from muster.metrics import SelfMetrics
 from muster.settings import Settings, load_settings
@@ -46,7 +58,20 @@ def create_app(
     app.state.ready = ready
     app.state.jobs = jobs
     app.state.settings = settings or load_settings()
-    routes = (health, ingest, access, whoami, registry, costs, findings, inventory, traces, export_api, admin)
+    routes = (
+        health,
+        ingest,
+        access,
+        whoami,
+        registry,
+        costs,
+        findings,
+        alerts,
+        inventory,
+        traces,
+        export_api,
+        admin,
+    )
     for module in routes:
         app.include_router(module.router)
     return app

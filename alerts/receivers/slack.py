@@ -1,0 +1,95 @@
+"""The Slack receiver: an incoming-webhook message with Block Kit blocks and a plain-text fallback.
+
+Slack shows `text` in notifications and where blocks cannot be shown; the blocks carry the
+headline, each alert's summary (up to ten, then a count), and a button to the dashboard. Limits
+respected: header text 150 characters, section text 3000, button text 75.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from alerts.receivers.base import post_json
+
+MAX_LISTED = 10
+_ICON = {"firing": ":rotating_light:", "resolved": ":white_check_mark:"}
+
+
+def headline(payload: dict[str, Any]) -> str:
+    """`[FIRING:3] sprawl.unregistered_agent marketing`: status, count, the group's label values."""
+    firing = sum(1 for a in payload["alerts"] if a["status"] == "firing")
+    count = firing if payload["status"] == "firing" else len(payload["alerts"])
+    named = " ".join(payload["group_labels"].values()) or payload["receiver"]
+    return f"[{payload['status'].upper()}:{count}] {named}"
+
+
+def slack_message(payload: dict[str, Any], *, channel: str | None = None) -> dict[str, Any]:
+    """A recorded notification as a Slack incoming-webhook message."""
+    alerts = payload["alerts"]
+    lines = [_line(alert) for alert in alerts[:MAX_LISTED]]
+    if len(alerts) > MAX_LISTED:
+        lines.append(f"…and {len(alerts) - MAX_LISTED} more")
+    title = headline(payload)
+    link = _dashboard_link(payload)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(f"{title}", 150)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), 3000)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(_context(payload), 3000)}]},
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Open in Muster"}, "url": link}
+            ],
+        },
+    ]
+    message: dict[str, Any] = {
+        "text": _cut(f"{_ICON[payload['status']]} {title}: " + "; ".join(lines) + f" <{link}|Open>", 3000),
+        "blocks": blocks,
+    }
+    if channel:
+        message["channel"] = channel
+    return message
+
+
+def _line(alert: dict[str, Any]) -> str:
+    mark = "" if alert["status"] == "firing" else " (resolved)"
+    return f"• {_escape(alert['annotations'].get('summary', alert['fingerprint']))}{mark}"
+
+
+def _context(payload: dict[str, Any]) -> str:
+    common = payload["common_labels"]
+    shown = [f"{k}: *{_escape(common[k])}*" for k in ("severity", "category", "department") if k in common]
+    return " | ".join(shown) or f"receiver: {payload['receiver']}"
+
+
+def _dashboard_link(payload: dict[str, Any]) -> str:
+    base = payload["external_url"].rstrip("/")
+    query = "&".join(f"{quote(k)}={quote(v)}" for k, v in payload["group_labels"].items())
+    return f"{base}/?{query}" if query else base
+
+
+def _escape(text: str) -> str:
+    # Slack's mrkdwn reserves these three
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class SlackSender:
+    """POSTs a message to one Slack incoming-webhook URL."""
+
+    def __init__(self, name: str, url: str, *, channel: str | None = None, timeout: float = 10) -> None:
+        self.name = name
+        self._url = url
+        self._channel = channel
+        self._timeout = timeout
+
+    def send(self, payload: dict[str, Any]) -> None:
+        message = slack_message(payload, channel=self._channel)
+        post_json(self._url, message, timeout=self._timeout, what=f"Slack receiver {self.name!r}")
+
+    def __repr__(self) -> str:  # never the URL: it is a secret
+        return f"SlackSender({self.name!r})"
