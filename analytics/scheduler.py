@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from analytics.jobs import JobResult, run_cost_job
+from analytics.jobs import JobResult, ProgressCallback, run_cost_job
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,13 @@ class JobScheduler:
             self._thread.join()
             self._thread = None
 
-    def run_now(self, *, full: bool = False) -> JobResult:
-        """Run the cost job now, after any run in progress; raises what the job raised."""
+    def run_now(self, *, full: bool = False, progress: ProgressCallback | None = None) -> JobResult:
+        """Run the cost job now, after any run in progress; raises what the job raised.
+
+        `progress` is called after each batch the run commits (see `run_cost_job`).
+        """
         with self._lock, self._connection.cursor() as cur:
-            return run_cost_job(cur, overrides=self._prices_file, full=full)
+            return run_cost_job(cur, overrides=self._prices_file, full=full, progress=progress)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
