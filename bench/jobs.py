@@ -23,9 +23,9 @@ Then it measures, each in a fresh process so that peak RSS is the job's own:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, however this is run
 
@@ -352,7 +353,7 @@ def _job_in_child(path: str, full: bool, queue) -> None:
     result = run_cost_job(con.cursor(), full=full)
     elapsed = time.monotonic() - started
     con.close()
-    queue.put((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, result.to_dict()))
+    queue.put((elapsed, None, result.to_dict()))
 
 
 def _warm_up() -> None:
@@ -373,14 +374,21 @@ def _warm_up() -> None:
 
 
 def run_job(path: Path, *, full: bool) -> tuple[float, float, dict]:
-    """(seconds, peak RSS MiB, JobResult) of one run in a fresh spawned process."""
+    """(seconds, peak RSS MiB sampled every 100 ms, JobResult) of one run in a fresh spawned process."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_job_in_child, args=(str(path), full, queue))
     process.start()
-    outcome = queue.get()
+    # sampled from outside: the child's own ru_maxrss would include the driver's peak, which
+    # Linux carries over fork and exec
+    watched, peak = psutil.Process(process.pid), 0
+    while queue.empty() and process.is_alive():
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, watched.memory_info().rss)
+        time.sleep(0.1)
+    elapsed, _, result = queue.get()
     process.join()
-    return outcome
+    return elapsed, peak / 2**20, result
 
 
 def spend_latencies(path: Path, requests: int = 50) -> list[float]:
