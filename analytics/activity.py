@@ -77,12 +77,20 @@ def trace_agents(
     """
     frame = _owned_spans(spans, owners, calls)
     resources, keys = _resources(frame)
-    groups = (
+    # one id per (trace, identity): the aggregations below group by one integer, and the sort puts
+    # each group's first agent span (else first span) first, its sample
+    ids = frame.select(_GROUP).unique().with_row_index("_gid")
+    frame = (
         frame.with_columns(_resource=_resource_ids(frame, resources))
-        .group_by(_GROUP)
-        .agg(*_measures(), *_lists(), pl.col("_resource").unique().drop_nulls().alias("_resources"))
+        .join(ids, on=_GROUP, how="left", nulls_equal=True, maintain_order="left")
+        .sort(~pl.col("is_agent_span"), "start_time", "span_id")
     )
-    groups = groups.with_columns(_resource_keys(groups, keys))
+    groups = frame.group_by("_gid").agg(*_measures())
+    for name, values in _lists(frame, keys).items():
+        groups = groups.join(values, on="_gid", how="left").with_columns(
+            pl.col(name).fill_null(pl.lit([], dtype=pl.List(pl.String)))
+        )
+    groups = groups.join(ids, on="_gid")
     identities = groups.select(IDENTITY_COLUMNS).unique()
     verdicts = identity_verdicts(identities, registry).select(*IDENTITY_COLUMNS, *_VERDICT_COLUMNS)
     rows = groups.join(verdicts, on=list(IDENTITY_COLUMNS), how="left", nulls_equal=True)
@@ -144,9 +152,6 @@ def _owned_spans(spans: pl.DataFrame, owners: pl.DataFrame, calls: pl.DataFrame)
 def _measures() -> list[pl.Expr]:
     call = _CALL
     priced = pl.col("cost_usd").is_not_null()
-    first_agent_span = pl.col("span_id").sort_by(
-        [~pl.col("is_agent_span"), pl.col("start_time"), pl.col("span_id")]
-    )
     return [
         pl.col("start_time").min().alias("first_seen"),
         pl.col("start_time").max().alias("last_seen"),
@@ -160,19 +165,31 @@ def _measures() -> list[pl.Expr]:
         pl.col("_input_tokens").sum().cast(pl.Int64).alias("input_tokens"),
         pl.col("_output_tokens").sum().cast(pl.Int64).alias("output_tokens"),
         pl.col("content_captured").any().alias("content_captured"),
-        first_agent_span.first().alias("sample_span_id"),
+        pl.col("span_id").first().alias("sample_span_id"),
     ]
 
 
-def _lists() -> list[pl.Expr]:
-    """The distinct values of each list column, sorted, without nulls or empty strings."""
-    expressions = []
+def _lists(frame: pl.DataFrame, keys: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Per list column: (`_gid`, the group's distinct values sorted), for groups that have any.
+
+    Each is a narrow frame of (group, value) pairs made distinct and sorted, then gathered per group:
+    much cheaper than unique-and-sort inside one aggregation per group.
+    """
+    lists = {}
     for name, (value, among) in LIST_COLUMNS.items():
+        pairs = frame.select("_gid", value.alias(name))
         if among is not None:
-            value = value.filter(among)
-        spans_value = value.filter(value.is_not_null() & (value != ""))
-        expressions.append(spans_value.unique().sort().alias(name))
-    return expressions
+            pairs = pairs.filter(frame.select(among.alias("_among"))["_among"])
+        lists[name] = _gathered(pairs.filter(pl.col(name).is_not_null() & (pl.col(name) != "")), name)
+    resources = frame.select("_gid", "_resource").unique().join(keys, on="_resource")
+    lists["resource_keys"] = _gathered(
+        resources.select("_gid", pl.col("key").alias("resource_keys")), "resource_keys"
+    )
+    return lists
+
+
+def _gathered(pairs: pl.DataFrame, name: str) -> pl.DataFrame:
+    return pairs.unique().sort(name).group_by("_gid").agg(pl.col(name))
 
 
 def _resources(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -200,17 +217,3 @@ def _resource_ids(frame: pl.DataFrame, resources: pl.DataFrame) -> pl.Series:
         resources, on="resource_attributes", how="left", maintain_order="left"
     )
     return joined["_resource"]
-
-
-def _resource_keys(groups: pl.DataFrame, keys: pl.DataFrame) -> pl.Series:
-    """Per group, the union of its resources' keys, sorted."""
-    exploded = (
-        groups.select(pl.col("_resources"))
-        .with_row_index("_group")
-        .explode("_resources")
-        .join(keys, left_on="_resources", right_on="_resource", how="inner")
-    )
-    per_group = exploded.group_by("_group").agg(pl.col("key").unique().sort().alias("resource_keys"))
-    all_groups = pl.DataFrame({"_group": pl.int_range(len(groups), dtype=pl.UInt32, eager=True)})
-    filled = all_groups.join(per_group, on="_group", how="left", maintain_order="left")
-    return filled["resource_keys"].fill_null(pl.lit([], dtype=pl.List(pl.String)))

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,14 @@ from warehouse.registry_store import load_registry
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BATCH_SPANS",
     "PRICED_CALL_ROWS_SCHEMA",
     "SPANS_SCHEMA",
     "TRACE_AGENT_ROWS_SCHEMA",
     "ContractViolation",
+    "JobProgress",
     "JobResult",
+    "ProgressCallback",
     "checked",
     "derived_rows",
     "inputs_digest",
@@ -216,23 +220,51 @@ def inputs_digest(registry: Registry, overrides: PriceOverrides | Path | None) -
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
+BATCH_SPANS = 400_000
+"""Spans read into one frame at most (about: a batch is a hash bucket of traces): bounds the job's
+memory whatever the backlog; larger batches amortise each batch's scan of the spans table."""
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """Where a running cost job is: after `batch` of `batches` batches, `spans` spans of about `planned`."""
+
+    batch: int
+    batches: int
+    spans: int
+    planned: int
+    calls: int
+
+
+ProgressCallback = Callable[[JobProgress], None]
+
+
 def run_cost_job(
     cur: duckdb.DuckDBPyConnection,
     registry: Registry | None = None,
     overrides: PriceOverrides | Path | None = None,
     *,
     full: bool = False,
+    progress: ProgressCallback | None = None,
+    batch_spans: int = BATCH_SPANS,
 ) -> JobResult:
     """Price and attribute the model calls of every trace touched since the watermark (all: `full`).
 
     `registry` defaults to the one stored. `overrides` may be the path of a prices file, read as
-    part of the run so that a broken file fails the run like any other error. On any failure
-    nothing is written, the error is recorded in job_state and raised again: the previous priced
-    calls and watermark stay.
+    part of the run so that a broken file fails the run like any other error. The run is full
+    anyway when the registry, the prices or the job changed since the last successful run.
+
+    Traces are processed in batches of about `batch_spans` spans, each committed on its own, and
+    `progress` is called after each. On a failure the batch in progress is rolled back, the error
+    recorded in job_state and raised again: batches already committed hold complete, correct rows
+    for their traces, every other trace keeps its previous rows, and the watermark (which moves
+    only with the last batch) makes the next run read all the traces again.
     """
     started = time.monotonic()
     try:
-        return _run(cur, registry, overrides, full=full, started=started)
+        return _run(
+            cur, registry, overrides, full=full, started=started, progress=progress, batch_spans=batch_spans
+        )
     except Exception as exc:
         duration = time.monotonic() - started
         log.error("the cost job failed after %.2f s: %s", duration, exc)
@@ -247,43 +279,67 @@ def _run(
     *,
     full: bool,
     started: float,
+    progress: ProgressCallback | None,
+    batch_spans: int,
 ) -> JobResult:
     registry = registry or load_registry(cur)
     digest = inputs_digest(registry, overrides)
     if isinstance(overrides, Path):
         overrides = overrides_from(overrides)
     full_reason = _full_reason(cost_store.job_state(cur), digest, requested=full)
-    full = full_reason is not None
-    watermark = 0 if full else cost_store.job_watermark(cur)
-    spans, new_watermark = cost_store.spans_of_traces_touched_since(cur, watermark)
-    spans = checked(SPANS_SCHEMA, spans)
-    rows, agents = derived_rows(spans, registry, overrides)
-    traces = spans["trace_id"].unique()
-    duration = time.monotonic() - started
-    # a full run also clears rows of traces that no longer exist (or no longer have calls)
-    cost_store.replace_priced_calls(
-        cur,
-        None if full else traces.to_list(),
-        rows,
-        new_watermark,
-        agents=agents,
-        duration_s=duration,
-        inputs_digest=digest,
+    plan = cost_store.plan_read(
+        cur, 0 if full_reason else cost_store.job_watermark(cur), batch_spans=batch_spans
     )
-    unpriced = rows["cost_usd"].null_count()
+    totals = _Totals()
+    for batch in range(plan.batches):
+        spans = checked(SPANS_SCHEMA, cost_store.spans_of_batch(cur, plan, batch))
+        rows, agents = derived_rows(spans, registry, overrides)
+        traces = spans["trace_id"].unique()
+        cost_store.replace_batch(
+            cur,
+            plan,
+            batch,
+            traces.to_list(),
+            rows,
+            agents,
+            finish=batch == plan.batches - 1,
+            duration_s=time.monotonic() - started,
+            inputs_digest=digest,
+        )
+        totals.add(len(traces), len(spans), rows)
+        if progress is not None:
+            progress(
+                JobProgress(
+                    batch + 1, plan.batches, totals.spans, max(plan.spans, totals.spans), totals.calls
+                )
+            )
     return JobResult(
         job=cost_store.COST_JOB,
-        full=full,
-        watermark_from=watermark,
-        watermark_to=new_watermark,
-        traces=len(traces),
-        spans=len(spans),
-        calls=len(rows),
-        priced_calls=len(rows) - unpriced,
-        unpriced_calls=unpriced,
+        full=plan.full,
+        watermark_from=plan.watermark,
+        watermark_to=plan.high,
+        traces=totals.traces,
+        spans=totals.spans,
+        calls=totals.calls,
+        priced_calls=totals.calls - totals.unpriced,
+        unpriced_calls=totals.unpriced,
         duration_s=round(time.monotonic() - started, 3),
         full_reason=full_reason,
     )
+
+
+@dataclass
+class _Totals:
+    traces: int = 0
+    spans: int = 0
+    calls: int = 0
+    unpriced: int = 0
+
+    def add(self, traces: int, spans: int, rows: pl.DataFrame) -> None:
+        self.traces += traces
+        self.spans += spans
+        self.calls += len(rows)
+        self.unpriced += rows["cost_usd"].null_count()
 
 
 def _full_reason(state: dict[str, Any] | None, digest: str, *, requested: bool) -> str | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from analytics.findings_job import FindingsResult, run_findings_job
-from analytics.jobs import JobResult, run_cost_job
+from analytics.jobs import JobResult, ProgressCallback, run_cost_job
 from warehouse.maintenance import apply_retention
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,13 @@ class JobScheduler:
             self._thread.join()
             self._thread = None
 
-    def run_now(self, *, full: bool = False) -> JobResult:
-        """Run the cost job now, after any run in progress; raises what the job raised."""
+    def run_now(self, *, full: bool = False, progress: ProgressCallback | None = None) -> JobResult:
+        """Run the cost job now, after any run in progress; raises what the job raised.
+
+        `progress` is called after each batch the run commits (see `run_cost_job`).
+        """
         with self._lock, self._connection.cursor() as cur:
-            return run_cost_job(cur, overrides=self._prices_file, full=full)
+            return run_cost_job(cur, overrides=self._prices_file, full=full, progress=progress)
 
     def run_findings_now(self) -> FindingsResult:
         """Run every detection rule now, after any job in progress; raises what the job raised."""

@@ -1,4 +1,8 @@
-"""`muster jobs run` and `muster spend`: compute costs now, and read spend by any dimension."""
+"""`muster jobs run` and `muster spend`: compute costs now, and read spend by any dimension.
+
+`muster jobs run` runs the job in this process, with a progress bar, when no server owns the
+warehouse; through a running server's API it prints one summary line when the run ends.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from muster.cli_common import JsonOption, emit, fail, muster_session, out
+from muster.cli_common import JsonOption, emit, err, fail, muster_session, out, settings_or_exit
+from muster.settings import Settings
 
 jobs = typer.Typer(help="The jobs that price and attribute model calls.", no_args_is_help=True)
 
@@ -30,9 +36,48 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run the cost job now: price and attribute the model calls of the traces that arrived."""
-    with muster_session() as muster:
-        result = muster.post(f"/api/v1/jobs/run?full={str(full).lower()}")
+    from muster.server import read_runtime  # heavy (receivers, writer): only for this command
+
+    settings = settings_or_exit()
+    if read_runtime(settings.data_dir) is None:  # no server owns the file: run here, with a progress bar
+        result = _run_here(settings, full)
+    else:  # the server runs it (a single summary line); a dead server's leftover file falls back in-process
+        with muster_session() as muster:
+            result = muster.post(f"/api/v1/jobs/run?full={str(full).lower()}")
     emit(result, as_json, _print_job)
+
+
+def _run_here(settings: Settings, full: bool) -> dict[str, Any]:
+    """The cost job in this process over the warehouse file, its batches shown on stderr."""
+    from analytics.jobs import JobProgress
+    from analytics.scheduler import JobScheduler
+    from warehouse.database import open_warehouse
+    from warehouse.errors import WarehouseError
+
+    if not settings.warehouse_path.exists():
+        fail(f"no warehouse at {settings.warehouse_path}: start `muster serve` once, or set MUSTER_DATA_DIR")
+    try:
+        con = open_warehouse(settings.warehouse_path)
+    except WarehouseError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with con, Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("pricing and attributing", total=None)
+
+        def progress(step: JobProgress) -> None:
+            description = f"batch {step.batch}/{step.batches}: {step.spans:,} of ~{step.planned:,} spans"
+            bar.update(task, total=step.batches, completed=step.batch, description=description)
+
+        try:
+            return (
+                JobScheduler(con, interval=0, prices_file=settings.prices_file)
+                .run_now(full=full, progress=progress)
+                .to_dict()
+            )
+        except Exception as exc:  # the same words as the API's, whichever process ran the job
+            fail(f"the cost job failed, previous results stay: {type(exc).__name__}: {exc}")
+            raise  # unreachable: fail() exits
 
 
 def spend(
@@ -67,6 +112,7 @@ def _print_job(result: Any) -> None:
         f"priced {result['priced_calls']:,} of {result['calls']:,} model calls "
         f"({result['unpriced_calls']:,} unpriced) in {result['traces']:,} traces, "
         f"{result['duration_s']:.2f} s; watermark {result['watermark_from']} → {result['watermark_to']}"
+        + (f" (full run: {result['full_reason']})" if result.get("full_reason") else "")
     )
 
 

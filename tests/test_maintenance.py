@@ -102,3 +102,22 @@ def test_retention_deletes_raw_rows_past_their_days_and_keeps_the_rest(server):
     assert deleted["spans"] == 1
     (kept,) = server.query("SELECT min(start_time) FROM spans")[0]
     assert kept > datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+
+
+def test_cost_facts_outlive_the_raw_spans_retention_deleted_even_through_a_full_run(server):
+    old = agent_trace(CLAIMS_TRIAGE, [Call("gpt-4o", 1000, 100)])
+    for item in old.request.resource_spans[0].scope_spans[0].spans:  # 40 days ago
+        item.start_time_unix_nano -= 40 * 86_400 * 10**9
+        item.end_time_unix_nano -= 40 * 86_400 * 10**9
+    send(server, old)
+    send(server, agent_trace(CLAIMS_TRIAGE, [Call("gpt-4o-mini", 1000, 100)]))
+    headers = admin_headers(server)
+    assert httpx.post(server.api_url + "/api/v1/jobs/run", headers=headers, timeout=60).status_code == 200
+    before = server.query("SELECT count(*), sum(cost_usd) FROM priced_calls")[0]
+    assert before[0] == 2
+    httpx.post(server.api_url + "/api/v1/admin/retention", headers=headers).raise_for_status()
+    assert server.query("SELECT count(*) FROM spans")[0][0] == 2  # the new trace's spans only
+    full = httpx.post(server.api_url + "/api/v1/jobs/run", params={"full": True}, headers=headers, timeout=60)
+    assert full.status_code == 200, full.text
+    assert server.query("SELECT count(*), sum(cost_usd) FROM priced_calls")[0] == before
+    assert server.query("SELECT count(*) FROM trace_agents")[0][0] == 2

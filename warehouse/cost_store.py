@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -183,6 +184,69 @@ def spans_of_traces_touched_since(cur: Cursor, watermark: int) -> tuple[pl.DataF
     return frame.drop("ingest_seq"), int(new_watermark)  # type: ignore[arg-type]
 
 
+# Reading in batches: a run's traces split by a hash of trace_id, so a trace is never split
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """What one run reads: traces touched in (`watermark`, `high`], split into `batches` batches.
+
+    `high` is the highest `ingest_seq` when the run began: spans committed meanwhile are left to the
+    next run, whose watermark starts at `high`. `spans` estimates how many spans the run reads (the
+    spans after the watermark; a full run's every span).
+    """
+
+    watermark: int
+    high: int
+    spans: int
+    batches: int
+
+    @property
+    def full(self) -> bool:
+        return self.watermark == 0
+
+
+_PLAN = """
+SELECT coalesce(max(ingest_seq), 0) AS high, count(*) FILTER (WHERE ingest_seq > $watermark) AS new_spans
+FROM spans
+"""
+
+
+def plan_read(cur: Cursor, watermark: int, *, batch_spans: int) -> ReadPlan:
+    """The plan of a run from `watermark` (0: every trace), in batches of about `batch_spans` spans."""
+    high, new_spans = cur.execute(_PLAN, {"watermark": watermark}).fetchall()[0]
+    batches = max(1, -(-new_spans // max(1, batch_spans)))
+    return ReadPlan(watermark=watermark, high=max(high, watermark), spans=new_spans, batches=batches)
+
+
+_BATCH = "hash(trace_id) % $batches = $batch"
+# A full run takes every trace of its batch; an incremental one the batch's traces touched since the
+# watermark. Either reads every span of those traces up to `high`, a retried span once (first copy).
+_SPANS_OF_BATCH = {
+    True: f"""
+SELECT {_COLUMN_LIST}, {_CONTENT_CAPTURED} FROM spans
+WHERE ingest_seq <= $high AND {_BATCH}
+QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq) = 1
+""",  # noqa: S608 - composed of constant SQL only
+    False: f"""
+WITH touched AS (
+    SELECT DISTINCT trace_id FROM spans WHERE ingest_seq > $watermark AND ingest_seq <= $high AND {_BATCH}
+)
+SELECT {_COLUMN_LIST}, {_CONTENT_CAPTURED} FROM spans
+WHERE ingest_seq <= $high AND trace_id IN (SELECT trace_id FROM touched)
+QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq) = 1
+""",  # noqa: S608 - composed of constant SQL only
+}
+
+
+def spans_of_batch(cur: Cursor, plan: ReadPlan, batch: int) -> pl.DataFrame:
+    """Every span (`SPAN_COLUMNS` and `content_captured`) of the traces of batch `batch` of `plan`."""
+    params = {"high": plan.high, "batches": plan.batches, "batch": batch}
+    if not plan.full:
+        params["watermark"] = plan.watermark
+    return cur.sql(_SPANS_OF_BATCH[plan.full], params=params).pl()
+
+
 # Writing priced calls
 
 
@@ -193,6 +257,12 @@ _DELETE_TRACES = {
     for table in _DERIVED
 }
 _DELETE_ALL = {table: f"DELETE FROM {table}" for table in _DERIVED}  # noqa: S608
+# A full run's batch replaces the rows of every trace in its hash bucket that still has spans.
+# Traces whose spans retention has deleted keep their cost facts: those outlive raw telemetry.
+_DELETE_BATCH = {
+    table: f"DELETE FROM {table} WHERE {_BATCH} AND trace_id IN (SELECT trace_id FROM spans WHERE {_BATCH})"  # noqa: S608
+    for table in _DERIVED
+}
 _INSERT = {
     table: f"""
 INSERT INTO {table} ({", ".join(columns)}, computed_at)
@@ -245,6 +315,25 @@ def replace_priced_calls(
         raise
 
 
+# The trace ids travel as a registered Arrow column: a list parameter of 100k strings is converted
+# value by value and costs more than the delete itself.
+_DELETE_REGISTERED = {
+    table: f"DELETE FROM {table} WHERE trace_id IN (SELECT trace_id FROM _batch_traces)"  # noqa: S608
+    for table in _DERIVED
+}
+
+
+def _delete_traces(cur: Cursor, table: str, trace_ids: Sequence[str]) -> None:
+    cur.register(
+        "_batch_traces",
+        pl.DataFrame({"trace_id": list(trace_ids)}, schema={"trace_id": pl.String}).to_arrow(),
+    )
+    try:
+        cur.execute(_DELETE_REGISTERED[table])
+    finally:
+        cur.unregister("_batch_traces")
+
+
 def _insert(cur: Cursor, table: str, rows: pl.DataFrame) -> None:
     name = f"_incoming_{table}"
     cur.register(name, rows.select(_DERIVED[table]).to_arrow())
@@ -252,6 +341,53 @@ def _insert(cur: Cursor, table: str, rows: pl.DataFrame) -> None:
         cur.execute(_INSERT[table])
     finally:
         cur.unregister(name)
+
+
+_MARK_FULL_RUN = """
+INSERT INTO job_state (job, watermark, last_run_at, last_duration_s, last_error, inputs_digest)
+VALUES ($job, 0, NULL, NULL, NULL, NULL)
+ON CONFLICT (job) DO UPDATE SET inputs_digest = NULL
+"""
+
+
+def replace_batch(
+    cur: Cursor,
+    plan: ReadPlan,
+    batch: int,
+    trace_ids: Sequence[str],
+    frame: pl.DataFrame,
+    agents: pl.DataFrame,
+    *,
+    finish: bool,
+    duration_s: float = 0.0,
+    inputs_digest: str | None = None,
+    job: str = COST_JOB,
+) -> None:
+    """In one transaction: replace one batch's derived rows; when `finish`, advance the watermark.
+
+    A full run's batch replaces the rows of every trace in its hash bucket (rows of vanished traces
+    go) and, until the run finishes, clears the inputs digest: a full run that fails part-way is
+    redone in full by the next run. An incremental batch replaces the rows of `trace_ids`; the
+    watermark moves only with the last batch, so a failure makes the next run read all again.
+    """
+    cur.execute("BEGIN")
+    try:
+        for table, rows in (("priced_calls", frame), ("trace_agents", agents)):
+            if plan.full:
+                cur.execute(_DELETE_BATCH[table], {"batches": plan.batches, "batch": batch})
+            elif trace_ids:
+                _delete_traces(cur, table, trace_ids)
+            if len(rows):
+                _insert(cur, table, rows)
+        if finish:
+            advance = {"job": job, "watermark": plan.high, "duration": duration_s, "digest": inputs_digest}
+            cur.execute(_ADVANCE, advance)
+        elif plan.full:
+            cur.execute(_MARK_FULL_RUN, {"job": job})
+        cur.execute("COMMIT")
+    except BaseException:
+        _roll_back(cur)
+        raise
 
 
 _RECORD_FAILURE = """
