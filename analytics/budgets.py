@@ -110,7 +110,8 @@ def budget_statuses(registry: Registry, daily: pl.DataFrame, today: date) -> lis
     lines = budget_lines(registry)
     if not lines:
         return []
-    as_of = today - timedelta(days=1)
+    # the forecast learns from complete days; on the 1st, today's part is all this month has
+    as_of = today - timedelta(days=1) if today.day > 1 else today
     month_start = today.replace(day=1)
     month_end = (month_start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     spend = pl.concat(

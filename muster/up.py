@@ -13,6 +13,7 @@ says so, instead of starting a server that DuckDB's lock would refuse anyway.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,7 +28,7 @@ import httpx
 
 from muster.settings import Settings
 
-__all__ = ["Part", "Supervisor", "UpError", "wait_until"]
+__all__ = ["Part", "Supervisor", "UpError", "run_up", "wait_until"]
 
 _STOP_GRACE_S = 30.0  # the server may need a few seconds to commit and checkpoint
 
@@ -80,6 +81,8 @@ class Supervisor:
         self._stopping = threading.Event()
 
     def start(self, part: Part) -> Part:
+        if self._stopping.is_set():
+            return part  # stopping: start nothing more
         part.process = subprocess.Popen(  # our own command line, no shell
             list(part.args),
             stdout=subprocess.PIPE,
@@ -98,8 +101,16 @@ class Supervisor:
         for line in part.process.stdout:
             self._out(f"[{part.name}] {line.rstrip()}")
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def request_stop(self) -> None:
+        """Make `watch` return (from a signal handler or another thread)."""
+        self._stopping.set()
+
     def watch(self) -> None:
-        """Block until an essential part exits (UpError) or `stop` is called."""
+        """Block until an essential part exits (UpError) or a stop is requested."""
         while not self._stopping.wait(0.5):
             for part in self.parts:
                 code = part.process.poll() if part.process else None
@@ -113,13 +124,18 @@ class Supervisor:
             process = part.process
             if process is None or process.poll() is not None:
                 continue
-            process.send_signal(signal.SIGTERM)
+            _signal_group(process, signal.SIGTERM)  # the part and what it started (streamlit, decode workers)
             try:
                 process.wait(timeout=_STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 self._out(f"[{part.name}] did not stop within {_STOP_GRACE_S:.0f} s; killing it")
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
                 process.wait()
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)  # each part leads its own session, so its group is its pid
 
 
 def demo_registry_files(directory: Path) -> dict[str, str]:
@@ -128,3 +144,106 @@ def demo_registry_files(directory: Path) -> dict[str, str]:
     if not files:
         raise UpError(f"no registry YAML files in {directory}")
     return {str(p.relative_to(directory)): p.read_text() for p in files}
+
+
+DEMO_REGISTRY = Path("data/demo")
+BACKFILL = "35d"  # a month of history and then some: forecasts, anomalies and dormancy need it
+
+
+def run_up(
+    settings: Settings, *, demo: bool, dashboard: bool, rate: float, out: Callable[[str], None]
+) -> int:
+    """Start Muster as one unit and supervise it until Ctrl-C or SIGTERM; the unit's exit code."""
+    from muster.client import answers_at, api_url
+
+    running = api_url(settings)
+    if running and answers_at(running, settings):
+        out(f"Muster is already running on {settings.data_dir} (API {running}):")
+        out("stop it first, or give this one another MUSTER_DATA_DIR")
+        return 1
+    supervisor = Supervisor(settings, out=out)
+    signal.signal(signal.SIGTERM, lambda *_: supervisor.request_stop())
+    try:
+        serve = supervisor.start(Part("serve", muster_command("serve")))
+        wait_until(lambda: _ready(settings), part=serve, timeout=180, what="the server answered /readyz")
+        if demo:
+            _load_demo_registry(settings, out)
+            threading.Thread(target=_feed_demo, args=(supervisor, settings, rate, out), daemon=True).start()
+        if dashboard:
+            board = supervisor.start(Part("dashboard", muster_command("dashboard")))
+            health = f"{_dashboard_url(settings)}/_stcore/health"
+            wait_until(lambda: answers(health), part=board, timeout=120, what="the dashboards answered")
+        _welcome(settings, dashboard=dashboard, out=out)
+        supervisor.watch()
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except UpError as exc:
+        out(f"muster up: {exc}")
+        return 1
+    finally:
+        out("stopping Muster…")
+        supervisor.stop()
+
+
+def _local(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - where to reach a wildcard bind
+
+
+def _dashboard_url(settings: Settings) -> str:
+    return f"http://{_local(settings.host)}:{settings.dashboard_port}"
+
+
+def _ready(settings: Settings) -> bool:
+    from muster.client import api_url
+
+    url = api_url(settings)
+    return url is not None and answers(url + "/readyz")
+
+
+def _welcome(settings: Settings, *, dashboard: bool, out: Callable[[str], None]) -> None:
+    from muster.auth import read_admin_token
+    from muster.client import api_url
+
+    host, api = _local(settings.host), api_url(settings)
+    out("")
+    out(f"Muster is up; data in {settings.warehouse_path}")
+    if dashboard:
+        out(f"  dashboards  {_dashboard_url(settings)}")
+    out(f"  API         {api}   (reference at {api}/docs)")
+    out(f"  OTLP        {host}:{settings.otlp_grpc_port} (gRPC)")
+    out(f"              http://{host}:{settings.otlp_http_port} (HTTP)")
+    out(f"  sign in with the admin token: {read_admin_token(settings.data_dir)}")
+    out("Press Ctrl-C to stop.")
+
+
+def _load_demo_registry(settings: Settings, out: Callable[[str], None]) -> None:
+    """Apply the demo registry, unless the registry already holds agents (never overwrite real ones)."""
+    from muster.client import connect
+
+    with connect(settings) as muster:
+        if muster.get("/api/v1/agents"):
+            out("the registry already holds agents: the demo registry is not applied")
+            return
+        changes = muster.post("/api/v1/registry/apply", demo_registry_files(DEMO_REGISTRY))
+    out(f"applied the demo registry from {DEMO_REGISTRY}: {changes.get('summary', changes)}")
+
+
+def _feed_demo(supervisor: Supervisor, settings: Settings, rate: float, out: Callable[[str], None]) -> None:
+    """Backfill history, price and judge it at once, then send live traffic until Muster stops."""
+    from muster.client import connect
+
+    backfill = supervisor.start(
+        Part("fleet", muster_command("simulate", "--backfill", BACKFILL), essential=False)
+    )
+    if backfill.process is None or backfill.process.wait() != 0 or supervisor.stopping:
+        return
+    try:
+        with connect(settings) as muster:
+            muster.post("/api/v1/jobs/run")
+            muster.post("/api/v1/findings/run")
+        out("history loaded, priced and checked: every dashboard page has data now")
+    except Exception as exc:  # the scheduled jobs will get there anyway
+        out(f"the first job run failed ({exc}); the scheduled runs will retry")
+    if not supervisor.stopping:
+        supervisor.start(Part("fleet", muster_command("simulate", "--rate", str(rate)), essential=False))
