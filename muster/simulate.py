@@ -68,6 +68,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from muster.fleet_schedule import Slot, past_start, schedule
 
 __all__ = [
+    "MODELS",
     "AgentSpec",
     "Convention",
     "ExporterFactory",
@@ -76,6 +77,8 @@ __all__ = [
     "OtlpExporters",
     "Transport",
     "build_fleet",
+    "embedding_model",
+    "hosted",
     "run",
     "signal_url",
 ]
@@ -201,6 +204,14 @@ def _hosted(model: Model, provider: str, **changes: object) -> Model:
 def _embedding(provider: str, name: str, server: str, price: float = 0.02) -> Model:
     return Model(provider, name, name, server, (20, 600), (0, 0), 0.0, family=provider, price=(price, 0.0))
 
+
+# The catalogue, for fleets defined in other modules (`muster.fleet`): models by request name, and
+# how to host one under an instrumentation's spelling of the provider.
+MODELS: dict[str, Model] = {
+    m.request: m for m in (_GPT_4O, _GPT_4O_MINI, _O4_MINI, _SONNET_4, _GEMINI_FLASH, _LLAMA3_70B, _QWEN_SELF_HOSTED)
+}
+hosted = _hosted
+embedding_model = _embedding
 
 # The fleet's templates. Conventions are interleaved so that any fleet of five or more agents
 # covers all five.
