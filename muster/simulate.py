@@ -208,7 +208,8 @@ def _embedding(provider: str, name: str, server: str, price: float = 0.02) -> Mo
 # The catalogue, for fleets defined in other modules (`muster.fleet`): models by request name, and
 # how to host one under an instrumentation's spelling of the provider.
 MODELS: dict[str, Model] = {
-    m.request: m for m in (_GPT_4O, _GPT_4O_MINI, _O4_MINI, _SONNET_4, _GEMINI_FLASH, _LLAMA3_70B, _QWEN_SELF_HOSTED)
+    m.request: m
+    for m in (_GPT_4O, _GPT_4O_MINI, _O4_MINI, _SONNET_4, _GEMINI_FLASH, _LLAMA3_70B, _QWEN_SELF_HOSTED)
 }
 hosted = _hosted
 embedding_model = _embedding
