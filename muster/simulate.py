@@ -11,21 +11,32 @@ OpenInference, OpenLLMetry (Traceloop) and OpenLIT. A trace is one agent run: an
 root (or its convention's equivalent) over model calls, tool calls, retrieval and sub-agents,
 sometimes a sub-agent in another service, with occasional errors.
 
-    fleet = build_fleet(seed=7, agents=12)
+    fleet = build_fleet(seed=7, agents=12)          # or muster.fleet.demo_fleet(seed=7)
     ledger = run(fleet, grpc_endpoint="127.0.0.1:4317", http_endpoint="http://127.0.0.1:4318", traces=500)
 
-`muster simulate` is meant to be a thin wrapper over `build_fleet` and `run`:
+Two fleets: `build_fleet` repeats twelve templates (the tests' small fleet), and `muster.fleet`
+defines the demo enterprise — sixty agents in twelve departments, ten of them unregistered, with
+planted problems that `data/demo/` (its registry) turns into findings. Agents may prefer a
+transport (gRPC, HTTP protobuf, or HTTP JSON through `muster.fleet_otlp_json`), run only in a
+window of the past (`active_days`), and get stuck in loops (`loop_share` live, `loops_hours_ago`
+in a backfill); `muster.fleet_schedule` decides which agent runs when.
 
-    --agents N          fleet size (default 12); beyond the 12 templates they repeat with a suffix
+`muster simulate` is a thin wrapper over `run` (`muster.fleet_cli` reads its arguments):
+
+    --fleet demo|basic  the demo enterprise (default) or the --agents templates
+    --agents N          size of the basic fleet (default 12); beyond 12 templates repeat with a suffix
     --seed S            seed for the fleet and the traffic (default 7)
     --traces N          send exactly N traces, flush and stop
     --rate R            traces per second; with --duration SECONDS, or until Ctrl-C (a stop Event)
-    --backfill-days D   timestamps spread over the past D days, fewer at weekends and at night
+    --backfill 35d      history over the past 35 days (`35` works too; `--backfill-days` is the old
+                        name), fewer at weekends and at night; without --traces, the fleet's daily
+                        volume for every day (120 traces a day for the demo, which data/demo's
+                        budgets are sized for)
     --grpc-endpoint     e.g. 127.0.0.1:4317 (default: the settings' OTLP gRPC port)
     --http-endpoint     e.g. http://127.0.0.1:4318 (a `/v1/traces` suffix is accepted too)
     --json              print `Ledger.as_dict()` instead of a table
 
-With both endpoints, agents alternate between gRPC and HTTP.
+Agents without a transport of their own alternate between gRPC and HTTP when both endpoints are given.
 """
 
 from __future__ import annotations
