@@ -71,14 +71,24 @@ def status(as_json: JsonOption = False) -> None:
 
 @app.command()
 def simulate(
-    agents: Annotated[int, typer.Option(help="Fleet size.")] = 12,
+    fleet: Annotated[
+        str, typer.Option(help="demo: the 60-agent enterprise of data/demo; basic: --agents templates.")
+    ] = "demo",
+    agents: Annotated[int, typer.Option(help="Fleet size of the basic fleet.")] = 12,
     seed: Annotated[int, typer.Option(help="Seed for the fleet and its traffic.")] = 7,
     traces: Annotated[int | None, typer.Option(help="Send exactly this many traces, then stop.")] = None,
     rate: Annotated[
         float | None, typer.Option(help="Traces per second (default: 5, or unpaced with --traces).")
     ] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    backfill_days: Annotated[int, typer.Option(help="Spread timestamps over the past N days.")] = 0,
+    backfill: Annotated[
+        str | None,
+        typer.Option(
+            "--backfill",
+            "--backfill-days",
+            help="Send history over the past N days (35d or 35); without --traces, the fleet's daily volume.",
+        ),
+    ] = None,
     grpc_endpoint: Annotated[
         str | None, typer.Option(help="OTLP/gRPC host:port (default: this Muster's).")
     ] = None,
@@ -92,21 +102,25 @@ def simulate(
     import signal
     import threading
 
-    from muster.simulate import build_fleet, run
+    from muster.fleet_cli import backfill_plan, chosen_fleet
+    from muster.simulate import run
 
     host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
     if grpc_endpoint is None and http_endpoint is None:
         grpc_endpoint = f"{host}:{settings.otlp_grpc_port}"
         http_endpoint = f"http://{host}:{settings.otlp_http_port}"
+    try:
+        backfill_days, traces = backfill_plan(fleet, backfill, traces)
+    except ValueError as exc:
+        fail(str(exc), code=2)
     if traces is None and rate is None:
         rate = 5.0
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # finish the trace in flight, flush, then report
         signal.signal(sig, lambda *_: stop.set())
     try:
-        fleet = build_fleet(seed=seed, agents=agents)
         ledger = run(
-            fleet,
+            chosen_fleet(fleet, seed=seed, agents=agents),
             grpc_endpoint=grpc_endpoint,
             http_endpoint=http_endpoint,
             traces=traces,

@@ -11,28 +11,37 @@ OpenInference, OpenLLMetry (Traceloop) and OpenLIT. A trace is one agent run: an
 root (or its convention's equivalent) over model calls, tool calls, retrieval and sub-agents,
 sometimes a sub-agent in another service, with occasional errors.
 
-    fleet = build_fleet(seed=7, agents=12)
+    fleet = build_fleet(seed=7, agents=12)          # or muster.fleet.demo_fleet(seed=7)
     ledger = run(fleet, grpc_endpoint="127.0.0.1:4317", http_endpoint="http://127.0.0.1:4318", traces=500)
 
-`muster simulate` is meant to be a thin wrapper over `build_fleet` and `run`:
+Two fleets: `build_fleet` repeats twelve templates (the tests' small fleet), and `muster.fleet`
+defines the demo enterprise — sixty agents in twelve departments, ten of them unregistered, with
+planted problems that `data/demo/` (its registry) turns into findings. Agents may prefer a
+transport (gRPC, HTTP protobuf, or HTTP JSON through `muster.fleet_otlp_json`), run only in a
+window of the past (`active_days`), and get stuck in loops (`loop_share` live, `loops_hours_ago`
+in a backfill); `muster.fleet_schedule` decides which agent runs when.
 
-    --agents N          fleet size (default 12); beyond the 12 templates they repeat with a suffix
+`muster simulate` is a thin wrapper over `run` (`muster.fleet_cli` reads its arguments):
+
+    --fleet demo|basic  the demo enterprise (default) or the --agents templates
+    --agents N          size of the basic fleet (default 12); beyond 12 templates repeat with a suffix
     --seed S            seed for the fleet and the traffic (default 7)
     --traces N          send exactly N traces, flush and stop
     --rate R            traces per second; with --duration SECONDS, or until Ctrl-C (a stop Event)
-    --backfill-days D   timestamps spread over the past D days, fewer at weekends and at night
+    --backfill 35d      history over the past 35 days (`35` works too; `--backfill-days` is the old
+                        name), fewer at weekends and at night; without --traces, the fleet's daily
+                        volume for every day (120 traces a day for the demo, which data/demo's
+                        budgets are sized for)
     --grpc-endpoint     e.g. 127.0.0.1:4317 (default: the settings' OTLP gRPC port)
     --http-endpoint     e.g. http://127.0.0.1:4318 (a `/v1/traces` suffix is accepted too)
     --json              print `Ledger.as_dict()` instead of a table
 
-With both endpoints, agents alternate between gRPC and HTTP.
+Agents without a transport of their own alternate between gRPC and HTTP when both endpoints are given.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import itertools
 import json
 import math
 import random
@@ -67,7 +76,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from muster.fleet_schedule import Slot, past_start, schedule
+
 __all__ = [
+    "MODELS",
     "AgentSpec",
     "Convention",
     "ExporterFactory",
@@ -76,12 +88,14 @@ __all__ = [
     "OtlpExporters",
     "Transport",
     "build_fleet",
+    "embedding_model",
+    "hosted",
     "run",
     "signal_url",
 ]
 
 Convention = Literal["otel_genai", "otel_genai_legacy", "openinference", "openllmetry", "openlit"]
-Transport = Literal["grpc", "http"]
+Transport = Literal["grpc", "http", "http_json"]
 StepKind = Literal["agent", "chat", "embeddings", "tool", "retrieval"]
 Attrs = dict[str, str | int | float | bool | list[str]]
 
@@ -149,6 +163,13 @@ class AgentSpec:
     gzip: bool = False
     weight: float = 1.0  # share of the fleet's traffic
     error_rate: float = 0.03
+    transport: Transport | None = None  # the one it prefers; None: take turns with the rest of the fleet
+    resource_extra: tuple[tuple[str, str], ...] = ()  # more resource attributes (platform, cloud, ...)
+    # In a backfill, the agent runs only between these many days ago (oldest, newest): a retired
+    # deployment, or one launched this week. A live run leaves out agents whose newest is in the past.
+    active_days: tuple[float, float] | None = None
+    loop_share: float = 0.0  # live runs: share of its traces stuck in a tool loop (a runaway)
+    loops_hours_ago: tuple[float, ...] = ()  # backfills: hours ago at which such a loop ran
 
     def agent_id(self, agent: str) -> str:
         """A stable id for a named agent of this application (crc32, not hash(): that is salted)."""
@@ -194,6 +215,15 @@ def _hosted(model: Model, provider: str, **changes: object) -> Model:
 def _embedding(provider: str, name: str, server: str, price: float = 0.02) -> Model:
     return Model(provider, name, name, server, (20, 600), (0, 0), 0.0, family=provider, price=(price, 0.0))
 
+
+# The catalogue, for fleets defined in other modules (`muster.fleet`): models by request name, and
+# how to host one under an instrumentation's spelling of the provider.
+MODELS: dict[str, Model] = {
+    m.request: m
+    for m in (_GPT_4O, _GPT_4O_MINI, _O4_MINI, _SONNET_4, _GEMINI_FLASH, _LLAMA3_70B, _QWEN_SELF_HOSTED)
+}
+hosted = _hosted
+embedding_model = _embedding
 
 # The fleet's templates. Conventions are interleaved so that any fleet of five or more agents
 # covers all five.
@@ -368,6 +398,7 @@ def _resource_for(agent: AgentSpec) -> Resource:
         attrs["gen_ai.main_agent.name"] = agent.supervisor
     if agent.convention == "openinference":
         attrs["openinference.project.name"] = agent.service
+    attrs.update(agent.resource_extra)
     return Resource(attrs)
 
 
@@ -448,6 +479,27 @@ def _plan_trace(rng: random.Random, agent: AgentSpec, remote: AgentSpec | None) 
         _work(plan, remote, remote.supervisor, child)
         plan.close(child)
     _model_call(plan, agent, agent.supervisor, root)
+    plan.close(root)
+    _roll_up(plan.steps)
+    return plan.steps
+
+
+LOOP_ROUNDS = 150  # model calls of a run stuck in a loop: far beyond any agent's norm of a few
+
+
+def _plan_loop(rng: random.Random, agent: AgentSpec) -> list[Step]:
+    """A run stuck in a loop: the agent retries the same tool call again and again while its context
+    grows with every failed result, until something outside stops it."""
+    plan = _Planner(rng)
+    root = plan.open("agent", agent, agent.supervisor, None)
+    model, tool = agent.models[0], agent.tools[0]
+    for turn in range(LOOP_ROUNDS):
+        output = _log_uniform(rng, (model.output_tokens[0], 4 * model.output_tokens[0]))
+        usage = Usage(_log_uniform(rng, model.input_tokens) + 300 * turn, output)
+        took = int((rng.uniform(180, 900) + output * model.ms_per_token) * _MS)
+        plan.leaf("chat", agent, agent.supervisor, root, took, model=model, usage=usage)
+        error = "TimeoutError" if rng.random() < 0.8 else None
+        plan.leaf("tool", agent, agent.supervisor, root, rng.randint(5, 900) * _MS, tool=tool, error=error)
     plan.close(root)
     _roll_up(plan.steps)
     return plan.steps
@@ -873,7 +925,8 @@ class ExporterFactory(Protocol):
 
 @dataclass(frozen=True)
 class OtlpExporters:
-    """The real OTLP exporters of the OpenTelemetry SDK: gRPC (insecure) or HTTP protobuf."""
+    """The real OTLP exporters of the OpenTelemetry SDK: gRPC (insecure) or HTTP protobuf; and, as the
+    SDK has none, Muster's own OTLP/JSON ones (`muster.fleet_otlp_json`) for `http_json`."""
 
     grpc_endpoint: str | None
     http_endpoint: str | None
@@ -887,6 +940,10 @@ class OtlpExporters:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
 
             return Grpc(**self._grpc_args(agent))
+        if transport == "http_json":
+            from muster.fleet_otlp_json import JsonSpanExporter
+
+            return JsonSpanExporter(**self._json_args(agent, "traces"))
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
 
         return Http(**self._http_args(agent, "traces"))
@@ -896,6 +953,10 @@ class OtlpExporters:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
 
             return Grpc(**self._grpc_args(agent))
+        if transport == "http_json":
+            from muster.fleet_otlp_json import JsonMetricExporter
+
+            return JsonMetricExporter(**self._json_args(agent, "metrics"))
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
 
         return Http(**self._http_args(agent, "metrics"))
@@ -905,6 +966,10 @@ class OtlpExporters:
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Grpc
 
             return Grpc(**self._grpc_args(agent))
+        if transport == "http_json":
+            from muster.fleet_otlp_json import JsonLogExporter
+
+            return JsonLogExporter(**self._json_args(agent, "logs"))
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Http
 
         return Http(**self._http_args(agent, "logs"))
@@ -932,6 +997,15 @@ class OtlpExporters:
             "endpoint": signal_url(self.http_endpoint, signal),
             "headers": self.headers,
             "compression": compression,
+        }
+
+    def _json_args(self, agent: AgentSpec, signal: str) -> dict:
+        if self.http_endpoint is None:
+            raise ValueError("no HTTP endpoint was given")
+        return {
+            "endpoint": signal_url(self.http_endpoint, signal),
+            "headers": self.headers,
+            "gzip_body": agent.gzip,
         }
 
 
@@ -1364,13 +1438,15 @@ def run(
     """
     _check_run_arguments(fleet, grpc_endpoint, http_endpoint, traces, rate, duration, backfill_days, stop)
     transports: list[Transport] = [t for t, e in (("grpc", grpc_endpoint), ("http", http_endpoint)) if e]
+    json_ok = http_endpoint is not None
     factory = exporter_factory or OtlpExporters(grpc_endpoint, http_endpoint)
     tally = _Tally()
     pipelines: dict[str, _AgentPipeline] = {}
     try:
         for i, agent in enumerate(fleet):
+            transport = _transport_for(agent, transports[i % len(transports)], transports, json_ok)
             pipelines[agent.service] = _start_pipeline(
-                agent, transports[i % len(transports)], factory, tally, with_metrics=backfill_days == 0
+                agent, transport, factory, tally, with_metrics=backfill_days == 0
             )
         sent = _drive(list(fleet), pipelines, tally, seed, traces, rate, duration, backfill_days, stop)
     finally:
@@ -1386,6 +1462,14 @@ def run(
         failed_exports=tally.failed_exports,
         transports={service: p.transport for service, p in pipelines.items()},
     )
+
+
+def _transport_for(agent: AgentSpec, turn: Transport, available: list[Transport], json_ok: bool) -> Transport:
+    """The agent's own transport when its endpoint was given, else its turn in the rotation."""
+    wanted = agent.transport
+    if wanted in available or (wanted == "http_json" and json_ok):
+        return wanted
+    return turn
 
 
 def _shut_down(pipelines: list[_AgentPipeline]) -> None:
@@ -1443,7 +1527,7 @@ def _drive(
     # Timestamps draw from their own generator, so what a trace contains never depends on the clock.
     clock_rng = random.Random(seed ^ 0x5EED)
     by_service = {agent.service: agent for agent in fleet}
-    cumulative = list(itertools.accumulate(agent.weight for agent in fleet))
+    slots = schedule(fleet, rng, backfill_days)
     started = time.monotonic()
     deadline = started + duration if duration is not None else math.inf
     stop = stop or threading.Event()
@@ -1451,16 +1535,25 @@ def _drive(
     while (traces is None or sent < traces) and not stop.is_set() and time.monotonic() < deadline:
         if rate is not None and _wait(started + sent / rate, stop, deadline):
             break
-        agent = fleet[sent] if sent < len(fleet) else rng.choices(fleet, cum_weights=cumulative)[0]
-        remote = by_service.get(agent.remote) if agent.remote else None
-        steps = _plan_trace(rng, agent, remote)
-        now = time.time_ns()
-        t0 = _past_start(clock_rng, now, backfill_days, steps[0].end) if backfill_days else now - steps[0].end
+        slot = next(slots)
+        agent = slot.agent
+        remote = by_service.get(agent.remote) if agent.remote and not slot.loop else None
+        steps = _plan_loop(rng, agent) if slot.loop else _plan_trace(rng, agent, remote)
+        t0 = _start_time(clock_rng, slot, time.time_ns(), steps[0].end, backfill_days)
         for service in {agent.service, remote.service} if remote else {agent.service}:
             _wait_for_backlog(pipelines[service].backlog, stop, deadline)
         _emit_trace(steps, t0, pipelines, tally, rng)
         sent += 1
     return sent
+
+
+def _start_time(clock: random.Random, slot: Slot, now_ns: int, trace_ns: int, backfill_days: int) -> int:
+    """When the trace starts: so that it ends now (live), at its planted moment, or drawn in its window."""
+    if not backfill_days:
+        return now_ns - trace_ns
+    if slot.at_ns_ago is not None:
+        return now_ns - max(slot.at_ns_ago, trace_ns)
+    return past_start(clock, now_ns, slot.oldest_days, slot.newest_days, trace_ns)
 
 
 def _wait(due: float, stop: threading.Event, deadline: float) -> bool:
@@ -1475,22 +1568,3 @@ def _wait_for_backlog(backlog: _Backlog, stop: threading.Event, deadline: float)
     """Hold the loop while an agent's batch queue is half full, so the SDK never drops anything."""
     while backlog.size() > MAX_QUEUE // 2 and time.monotonic() < deadline and not stop.wait(0.005):
         pass
-
-
-_WEEKEND_SHARE = 0.25  # weekend traffic relative to a weekday
-
-
-def _past_start(rng: random.Random, now_ns: int, days: int, trace_ns: int) -> int:
-    """A start time within the last `days` days, drawn with weekday and working-hour seasonality.
-
-    Rejection sampling over a uniform draw: cheap, and exact for any shape of the weights."""
-    window_s = days * 86_400
-    while True:
-        ago_s = rng.random() * window_s
-        start_ns = now_ns - int(ago_s * 1e9)
-        moment = dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.UTC)
-        weekday = 1.0 if moment.weekday() < 5 else _WEEKEND_SHARE
-        hour = moment.hour + moment.minute / 60
-        daytime = 0.25 + 0.75 * math.exp(-(((hour - 13.0) / 4.0) ** 2))  # busiest early afternoon (UTC)
-        if rng.random() < weekday * daytime and start_ns + trace_ns < now_ns:
-            return start_ns

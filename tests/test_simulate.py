@@ -697,3 +697,103 @@ def test_real_grpc_and_http_exporters_together(grpc_server, http_server) -> None
         combined.points += part.points
         combined.records += part.records
     combined.matches(ledger)
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo enterprise, OTLP/JSON, activity windows and the CLI's backfill argument
+# ---------------------------------------------------------------------------------------------
+
+
+def test_demo_fleet_is_an_enterprise_over_every_convention_and_transport() -> None:
+    from muster.fleet import UNREGISTERED, demo_fleet
+
+    fleet = demo_fleet(seed=3)
+    assert len(fleet) == 60 and len({a.service for a in fleet}) == 60
+    assert len({a.namespace for a in fleet}) == 12
+    assert {a.convention for a in fleet} == {
+        "otel_genai",
+        "otel_genai_legacy",
+        "openinference",
+        "openllmetry",
+        "openlit",
+    }
+    assert {a.transport for a in fleet} == {"grpc", "http", "http_json"}
+    assert len(UNREGISTERED) == 10
+    # the seed varies hosts and versions only, so one registry fits every seed
+    other = demo_fleet(seed=4)
+    assert [a.service for a in other] == [a.service for a in fleet]
+    assert [a.host for a in other] != [a.host for a in fleet]
+    assert demo_fleet(seed=3) == fleet
+
+
+def test_demo_registry_registers_all_but_the_shadow_agents() -> None:
+    from pathlib import Path
+
+    from muster.fleet import UNREGISTERED, demo_fleet
+    from registry.loader import load_paths
+
+    registry = load_paths([Path(__file__).parent.parent / "data" / "demo"])
+    registered = {s.service.name for a in registry.agents.values() for s in a.spec.match if s.service}
+    fleet = {a.service for a in demo_fleet()}
+    assert registered == fleet - {a.service for a in UNREGISTERED}
+    assert len(registry.departments) == 12 and len(registry.agents) == 50
+
+
+def test_otlp_json_has_hex_ids_and_integer_enums() -> None:
+    import json
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from muster.fleet_otlp_json import otlp_json
+
+    _, capture = simulate(agents=6, traces=3)
+    spans = capture.all_spans()
+    body = json.loads(otlp_json(encode_spans(spans)))
+    wire = [s for rs in body["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    assert {s["traceId"] for s in wire} == {f"{s.context.trace_id:032x}" for s in spans}
+    assert {s["spanId"] for s in wire} == {f"{s.context.span_id:016x}" for s in spans}
+    assert all(isinstance(s["kind"], int) for s in wire)
+
+
+def test_agents_run_only_in_their_active_window_and_planted_loops_are_recent() -> None:
+    fleet = build_fleet(seed=7, agents=4)
+    fleet[1] = dataclasses.replace(fleet[1], active_days=(20.0, 12.0))
+    fleet[2] = dataclasses.replace(fleet[2], loops_hours_ago=(3.0,))
+    capture = Capture()
+    run(fleet, grpc_endpoint="g", http_endpoint=None, traces=200, backfill_days=30, exporter_factory=capture)
+    now = time.time_ns()
+    roots = {s.context.trace_id: s for s in capture.all_spans() if s.parent is None}
+    windowed = [s for s in roots.values() if s.resource.attributes["service.name"] == fleet[1].service]
+    assert windowed
+    assert all(12 * 86_400e9 <= now - s.start_time <= 20 * 86_400e9 for s in windowed)
+    loops = [s for s in capture.spans[fleet[2].service].get_finished_spans() if s.parent is None]
+    chats = Counter(s.context.trace_id for s in capture.spans[fleet[2].service].get_finished_spans())
+    (loop,) = [s for s in loops if chats[s.context.trace_id] > 300]
+    assert 3 * 3_600e9 <= now - loop.start_time < 4 * 3_600e9
+    # a live run leaves out an agent that stopped in the past
+    live = Capture()
+    run(fleet, grpc_endpoint="g", http_endpoint=None, traces=20, exporter_factory=live)
+    assert not live.spans[fleet[1].service].get_finished_spans()
+
+
+@pytest.mark.parametrize(
+    "fleet, backfill, traces, expected",
+    [
+        ("demo", "35d", None, (35, 35 * 120)),
+        ("demo", "30", 500, (30, 500)),
+        ("basic", None, 10, (0, 10)),
+    ],
+)
+def test_backfill_takes_days_with_or_without_a_d(fleet, backfill, traces, expected) -> None:
+    from muster.fleet_cli import backfill_plan
+
+    assert backfill_plan(fleet, backfill, traces) == expected
+
+
+def test_backfill_refuses_what_is_not_days() -> None:
+    from muster.fleet_cli import backfill_plan
+
+    with pytest.raises(ValueError, match="35d"):
+        backfill_plan("demo", "5w", None)
+    with pytest.raises(ValueError, match="demo, basic"):
+        backfill_plan("huge", None, None)
