@@ -62,6 +62,22 @@ def serve() -> None:
 
 
 @app.command()
+def up(
+    demo: Annotated[
+        bool,
+        typer.Option("--demo", help="Load the demo registry and a simulated fleet with 35 days of history."),
+    ] = False,
+    dashboard: Annotated[bool, typer.Option(help="Serve the dashboards too.")] = True,
+    rate: Annotated[float, typer.Option(help="With --demo: live traces per second after the history.")] = 5.0,
+) -> None:
+    """Run Muster as one supervised unit: the server, the dashboards and, with --demo, a simulated fleet."""
+    from muster.up import run_up
+
+    settings = settings_or_exit()
+    raise typer.Exit(run_up(settings, demo=demo, dashboard=dashboard, rate=rate, out=print))
+
+
+@app.command()
 def status(as_json: JsonOption = False) -> None:
     """What has arrived: spans, metric points and log records per service, last ingest, rejects."""
     with muster_session() as muster:

@@ -146,7 +146,7 @@ def demo_registry_files(directory: Path) -> dict[str, str]:
     return {str(p.relative_to(directory)): p.read_text() for p in files}
 
 
-DEMO_REGISTRY = Path("data/demo")
+DEMO_REGISTRY = Path(__file__).resolve().parents[1] / "data" / "demo"  # in the repository, beside the code
 BACKFILL = "35d"  # a month of history and then some: forecasts, anomalies and dormancy need it
 
 
@@ -226,7 +226,8 @@ def _load_demo_registry(settings: Settings, out: Callable[[str], None]) -> None:
             out("the registry already holds agents: the demo registry is not applied")
             return
         changes = muster.post("/api/v1/registry/apply", demo_registry_files(DEMO_REGISTRY))
-    out(f"applied the demo registry from {DEMO_REGISTRY}: {changes.get('summary', changes)}")
+    added = changes["counts"]["add"]
+    out(f"applied the demo registry from {DEMO_REGISTRY}: {added} departments, policies, budgets and agents")
 
 
 def _feed_demo(supervisor: Supervisor, settings: Settings, rate: float, out: Callable[[str], None]) -> None:

@@ -96,9 +96,9 @@ def test_retention_deletes_raw_rows_past_their_days_and_keeps_the_rest(server):
             headers={"Content-Type": "application/x-protobuf"},
         )
         assert response.status_code == 200
-    deleted = httpx.post(server.api_url + "/api/v1/admin/retention", headers=admin_headers(server)).json()[
-        "deleted"
-    ]
+    headers = admin_headers(server)
+    assert httpx.post(server.api_url + "/api/v1/jobs/run", headers=headers, timeout=60).is_success
+    deleted = httpx.post(server.api_url + "/api/v1/admin/retention", headers=headers).json()["deleted"]
     assert deleted["spans"] == 1
     (kept,) = server.query("SELECT min(start_time) FROM spans")[0]
     assert kept > datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
@@ -121,3 +121,17 @@ def test_cost_facts_outlive_the_raw_spans_retention_deleted_even_through_a_full_
     assert full.status_code == 200, full.text
     assert server.query("SELECT count(*), sum(cost_usd) FROM priced_calls")[0] == before
     assert server.query("SELECT count(*) FROM trace_agents")[0][0] == 2
+
+
+def test_retention_keeps_old_spans_the_cost_job_has_not_priced_yet(server):
+    old = agent_trace(CLAIMS_TRIAGE, [Call("gpt-4o", 1000, 100)])
+    for item in old.request.resource_spans[0].scope_spans[0].spans:
+        item.start_time_unix_nano -= 40 * 86_400 * 10**9
+        item.end_time_unix_nano -= 40 * 86_400 * 10**9
+    send(server, old)
+    headers = admin_headers(server)
+    kept = httpx.post(server.api_url + "/api/v1/admin/retention", headers=headers).json()["deleted"]
+    assert kept["spans"] == 0  # not priced yet: it stays until the cost job has read it
+    assert httpx.post(server.api_url + "/api/v1/jobs/run", headers=headers, timeout=60).status_code == 200
+    gone = httpx.post(server.api_url + "/api/v1/admin/retention", headers=headers).json()["deleted"]
+    assert gone["spans"] == 2 and server.query("SELECT count(*) FROM priced_calls")[0][0] == 1

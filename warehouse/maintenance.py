@@ -41,12 +41,20 @@ def apply_retention(cur: Cursor, *, now: datetime, raw_days: int, cost_days: int
     for tables, days in ((_RAW, raw_days), (_COST, cost_days)):
         cutoff = (now - timedelta(days=days)).replace(tzinfo=None)
         for table, column in tables.items():
+            # spans the cost job has not read yet stay, however old: their cost must be counted first
+            priced = " AND ingest_seq <= $priced" if table == "spans" else ""
             rows = cur.execute(
-                f"DELETE FROM {table} WHERE {column} < $cutoff",  # noqa: S608 - names from constant tables
-                {"cutoff": cutoff if column != "received_at" else now - timedelta(days=days)},
+                f"DELETE FROM {table} WHERE {column} < $cutoff{priced}",  # noqa: S608 - constant names
+                {"cutoff": cutoff if column != "received_at" else now - timedelta(days=days)}
+                | ({"priced": _cost_watermark(cur)} if priced else {}),
             ).fetchall()
             deleted[table] = rows[0][0] if rows else 0
     return deleted
+
+
+def _cost_watermark(cur: Cursor) -> int:
+    rows = cur.execute("SELECT watermark FROM job_state WHERE job = 'costs'").fetchall()
+    return rows[0][0] if rows else 0
 
 
 def backup_path(directory: Path, name: str | None, now: datetime) -> Path:
