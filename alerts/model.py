@@ -104,7 +104,18 @@ def _annotations(row: dict[str, Any]) -> dict[str, str]:
     description = _evidence_text(row.get("evidence"))
     if description:
         annotations["description"] = description
+    spend = _evidence_spend(row.get("evidence"))
+    if spend is not None:
+        annotations["spend_usd"] = spend  # what a group's headline adds up
     return annotations
+
+
+def _evidence_spend(evidence: str | None) -> str | None:
+    try:
+        value = json.loads(evidence or "{}").get("spend_usd")
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value is not None else None
 
 
 def _evidence_text(evidence: str | None) -> str:

@@ -77,11 +77,16 @@ def test_a_burst_of_40_unregistered_agents_is_one_slack_message(warehouse, dispa
     assert [o.status for o in report.outcomes] == ["delivered"]
     assert len(slack.received) == 1 and oncall.received == []
     message = slack.received[0]
-    assert message["text"].startswith(":rotating_light: [FIRING:40] marketing sprawl.unregistered_agent")
+    assert message["text"].startswith(
+        ":rotating_light: [FIRING:40] 40 unregistered agents appeared in marketing, $500.00 spent"
+    )
     header, section, context, actions = message["blocks"]
     assert header == {
         "type": "header",
-        "text": {"type": "plain_text", "text": "[FIRING:40] marketing sprawl.unregistered_agent"},
+        "text": {
+            "type": "plain_text",
+            "text": "[FIRING:40] 40 unregistered agents appeared in marketing, $500.00 spent",
+        },
     }
     assert section["text"]["type"] == "mrkdwn"
     assert section["text"]["text"].count("• Unregistered agent") == 10

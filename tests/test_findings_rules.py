@@ -173,6 +173,20 @@ def test_an_unregistered_identity_is_a_shadow_agent_with_its_spend():
     assert "sprawl.unregistered_agent" not in run(identities=identities(identity()))
 
 
+def test_an_unregistered_agent_goes_to_the_department_its_service_namespace_names():
+    row = identity(
+        match_status="unregistered",
+        agent_id=None,
+        observed_identity="service=research/ghost",
+        agent_name=None,
+        service_namespace="research",
+        service_name="ghost",
+    )
+    assert run(identities=identities(row))["sprawl.unregistered_agent"][0].department_id == "research"
+    elsewhere = row | {"service_namespace": "no-such-department"}
+    assert run(identities=identities(elsewhere))["sprawl.unregistered_agent"][0].department_id is None
+
+
 def test_default_service_name_without_agent_keys_is_unidentified_traffic():
     row = identity(
         match_status="unregistered", agent_id=None, agent_name=None, service_name="unknown_service:python"

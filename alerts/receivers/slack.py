@@ -7,6 +7,7 @@ respected: header text 150 characters, section text 3000, button text 75.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -16,12 +17,35 @@ MAX_LISTED = 10
 _ICON = {"firing": ":rotating_light:", "resolved": ":white_check_mark:"}
 
 
+# How a group of one rule reads in a headline: "3 unregistered agents appeared in marketing".
+_PLURALS = {
+    "sprawl.unregistered_agent": "unregistered agents appeared",
+    "sprawl.unidentified_traffic": "sources of unidentified traffic appeared",
+    "sprawl.retired_agent_running": "retired agents are running",
+    "drift.model_not_allowed": "agents use models they may not",
+    "drift.tool_not_allowed": "agents use tools they may not",
+    "spend.runaway_agent": "agents are looping",
+    "spend.unpriced_model": "models cannot be priced",
+}
+
+
 def headline(payload: dict[str, Any]) -> str:
-    """`[FIRING:3] sprawl.unregistered_agent marketing`: status, count, the group's label values."""
-    firing = sum(1 for a in payload["alerts"] if a["status"] == "firing")
-    count = firing if payload["status"] == "firing" else len(payload["alerts"])
-    named = " ".join(payload["group_labels"].values()) or payload["receiver"]
-    return f"[{payload['status'].upper()}:{count}] {named}"
+    """`[FIRING:3] 3 unregistered agents appeared in marketing, $412.00 spent`, else the group's labels."""
+    firing = [a for a in payload["alerts"] if a["status"] == "firing"]
+    count = len(firing) if payload["status"] == "firing" else len(payload["alerts"])
+    return f"[{payload['status'].upper()}:{count}] {_summary(payload, count)}"
+
+
+def _summary(payload: dict[str, Any], count: int) -> str:
+    common = payload["common_labels"]
+    phrase = _PLURALS.get(common.get("rule", ""))
+    if not phrase or count < 2 or payload["status"] != "firing":
+        return " ".join(payload["group_labels"].values()) or payload["receiver"]
+    where = f" in {common['department']}" if "department" in common else ""
+    spends = [a["annotations"].get("spend_usd") for a in payload["alerts"] if a["status"] == "firing"]
+    spent = sum((Decimal(s) for s in spends if s is not None), Decimal(0))
+    money = f", ${spent.quantize(Decimal('0.01')):,} spent" if any(s is not None for s in spends) else ""
+    return f"{count} {phrase}{where}{money}"
 
 
 def slack_message(payload: dict[str, Any], *, channel: str | None = None) -> dict[str, Any]:

@@ -137,9 +137,20 @@ def _unmatched(ctx: DetectionContext, identities: pl.DataFrame) -> Iterator[Find
                 "identity",
                 identity,
                 f"Unregistered agent {identity}: {evidence['calls']} calls, ${evidence['spend_usd']}",
+                department_id=_namespace_department(ctx, row),
                 evidence=evidence,
                 labels={"service": row["service_name"] or ""},
             )
+
+
+def _namespace_department(ctx: DetectionContext, row: dict) -> str | None:
+    """The department an unregistered agent most likely belongs to: the one its service namespace names.
+
+    Teams commonly set service.namespace to their department; when it names a registered department,
+    the finding goes to that department's people (and scope) rather than to nobody.
+    """
+    namespace = row.get("service_namespace")
+    return namespace if namespace in ctx.registry.departments else None
 
 
 def _duplicate_services(ctx: DetectionContext, identities: pl.DataFrame) -> Iterator[Finding]:
