@@ -1,9 +1,9 @@
 """The inventory of observed agents: every identity seen in telemetry, its registry verdict and spend.
 
-Built on `priced_calls` for now: an identity is observed when a model call was attributed to it.
-Another table (`trace_agents`, one row per trace × owning identity) will replace that source; the
-source is the one SQL fragment `_OBSERVED_CALLS`, so the swap touches one constant. Values travel
-as parameters only.
+Built on `trace_agents` (one row per trace × owning identity, written by the cost job), so an
+identity is observed as soon as it owns a span — an agent that only calls tools is in the
+inventory too — with its model calls and spend summed from the same rows. Values travel as
+parameters only.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ import duckdb
 
 Cursor = duckdb.DuckDBPyConnection
 
-# The one place that says where observed identities come from (see the module docstring). Each
-# row: the identity text, the registry's verdict, the agent and department it was attributed to,
-# the environment it reported, when, and what the call cost. Scope and time filters apply here.
+# Where observed identities come from, with the scope and time filters applied.
 _OBSERVED_CALLS = """
-SELECT observed_identity, match_status, agent_id, department_id, start_time, day, cost_usd,
-       nullif(regexp_extract(observed_identity, '(?:^|, )env=(.*)$', 1), '') AS environment
-FROM priced_calls
+SELECT observed_identity, match_status, agent_id, department_id, first_seen, last_seen, day,
+       cost_usd, model_calls, unpriced_calls, environment
+FROM trace_agents
 WHERE ($start::DATE IS NULL OR day >= $start::DATE)
   AND ($end::DATE IS NULL OR day <= $end::DATE)
   AND ($departments::VARCHAR[] IS NULL OR list_contains($departments::VARCHAR[], department_id))
@@ -34,9 +32,9 @@ _INVENTORY = f"""
 WITH observed AS ({_OBSERVED_CALLS})
 SELECT o.observed_identity, o.match_status, o.agent_id, o.department_id, a.name AS agent_name,
        a.owner, a.platform, a.lifecycle, any_value(o.environment) AS environment,
-       min(o.start_time) AS first_seen, max(o.start_time) AS last_seen,
-       count(*) AS calls, sum(o.cost_usd) AS cost_usd,
-       count(*) FILTER (WHERE o.cost_usd IS NULL) AS unpriced_calls
+       min(o.first_seen) AS first_seen, max(o.last_seen) AS last_seen,
+       sum(o.model_calls) AS calls, sum(o.cost_usd) AS cost_usd,
+       sum(o.unpriced_calls) AS unpriced_calls
 FROM observed o LEFT JOIN agents a ON a.id = o.agent_id
 GROUP BY o.observed_identity, o.match_status, o.agent_id, o.department_id,
          a.name, a.owner, a.platform, a.lifecycle
