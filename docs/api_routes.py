@@ -57,7 +57,8 @@ def documentation_app() -> FastAPI:
 def api_routes(app: FastAPI) -> Iterator[tuple[str, APIRoute]]:
     """(path, route) of every API route, with the prefixes of included routers applied."""
     # FastAPI ≥ 0.160 keeps included routers whole in app.routes; iter_route_contexts flattens them.
-    contexts = routing.iter_route_contexts(app.routes) if hasattr(routing, "iter_route_contexts") else app.routes
+    flatten = getattr(routing, "iter_route_contexts", None)
+    contexts = flatten(app.routes) if flatten else app.routes
     for context in contexts:
         route = getattr(context, "original_route", context)
         if isinstance(route, APIRoute) and route.include_in_schema:
@@ -103,7 +104,8 @@ def permission_of(route: APIRoute) -> str:
     calls = list(_calls(route.dependant))
     needed = []
     for call in calls:
-        granted = inspect.getclosurevars(call).nonlocals.get("permission") if inspect.isfunction(call) else None
+        closure = inspect.getclosurevars(call).nonlocals if inspect.isfunction(call) else {}
+        granted = closure.get("permission")
         if isinstance(granted, Permission) and f"`{granted.value}`" not in needed:
             needed.append(f"`{granted.value}`")
     if whole_registry_writer in calls:
@@ -229,9 +231,7 @@ def generated_blocks(app: FastAPI | None = None) -> dict[str, str]:
 
 
 def _marker(name: str) -> re.Pattern[str]:
-    return re.compile(
-        rf"(<!-- generated: {name} .*?-->\n)(.*?)(<!-- end generated: {name} -->)", re.DOTALL
-    )
+    return re.compile(rf"(<!-- generated: {name} .*?-->\n)(.*?)(<!-- end generated: {name} -->)", re.DOTALL)
 
 
 def page_blocks(text: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ DOCS = ROOT / "docs"
 def _generator():
     spec = importlib.util.spec_from_file_location("docs_api_routes", DOCS / "api_routes.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
     spec.loader.exec_module(module)
     return module
 
@@ -66,9 +68,7 @@ def test_every_route_of_the_app_is_in_the_api_reference():
     app = generator.documentation_app()
     page = (DOCS / "api.md").read_text()
     operations = [
-        f"`{method.upper()} {path}`"
-        for path, methods in app.openapi()["paths"].items()
-        for method in methods
+        f"`{method.upper()} {path}`" for path, methods in app.openapi()["paths"].items() for method in methods
     ]
     assert operations, "the app has no routes?"
     missing = [operation for operation in operations if operation not in page]
