@@ -906,6 +906,30 @@ _DRESSERS: dict[Convention, Dresser] = {
     "openlit": _dress_openlit,
 }
 
+
+def _reported_usage(step: Step) -> Usage | None:
+    """A model call's usage as its span reports it, for the ledger: an instrumentation without an
+    attribute for cache or reasoning tokens (see the dressers above) leaves them inside plain input
+    and output, so the ledger must too — it says what was sent, not what the provider did."""
+    usage, model, convention = step.usage, step.model, step.agent.convention
+    if usage is None or model is None:
+        return usage
+    reads = {
+        "otel_genai": model.cache != "none",
+        "openinference": step.kind == "chat",
+        "openllmetry": model.cache == "anthropic",
+    }.get(convention, False)
+    writes = model.cache == "anthropic" and convention in ("otel_genai", "openllmetry")
+    reasoning = convention == "otel_genai" and step.kind == "chat"
+    return Usage(
+        usage.input,
+        usage.output,
+        usage.cache_read if reads else 0,
+        usage.cache_write if writes else 0,
+        usage.reasoning if reasoning else 0,
+    )
+
+
 _SPAN_KIND: dict[StepKind, SpanKind] = {
     "agent": SpanKind.INTERNAL,
     "chat": SpanKind.CLIENT,
@@ -1327,7 +1351,10 @@ def _emit_trace(
         if step.model is not None:
             # Registered before end(): the exporter thread may take the span as soon as it ends.
             with tally.lock:
-                tally.pending_calls[span.get_span_context().span_id] = (_call_key(step, t0), step.usage)
+                tally.pending_calls[span.get_span_context().span_id] = (
+                    _call_key(step, t0),
+                    _reported_usage(step),
+                )
         if step.error is not None:
             _fail(span, step, t0)
         span.end(end_time=t0 + step.end)
@@ -1399,8 +1426,8 @@ class CallKey:
 
 @dataclass(slots=True)
 class CallTotals:
-    """The calls of one `CallKey` and their tokens, canonical: input includes cache reads and
-    writes, output includes reasoning. A failed call counts with no tokens."""
+    """The calls of one `CallKey` and their tokens as the spans report them, canonical: input
+    includes cache reads and writes, output includes reasoning. A failed call counts, without tokens."""
 
     calls: int = 0
     input_tokens: int = 0
