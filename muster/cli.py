@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -112,6 +113,12 @@ def simulate(
         str | None, typer.Option(help="OTLP/HTTP base URL (default: this Muster's).")
     ] = None,
     as_json: JsonOption = False,
+    ledger_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ledger", help="When the run ends (Ctrl-C too), write every model call it sent here as JSON."
+        ),
+    ] = None,
 ) -> None:
     """A simulated fleet of AI agents exporting real OTLP through the OpenTelemetry SDK; Ctrl-C stops it."""
     settings = settings_or_exit()
@@ -148,6 +155,8 @@ def simulate(
         )
     except ValueError as exc:
         fail(str(exc), code=2)
+    if ledger_file is not None:  # after run(): its providers have flushed, so the ledger is final
+        ledger.write_json(ledger_file)
     summary = ledger.as_dict()
     if as_json:
         out.print_json(json.dumps(summary))

@@ -35,6 +35,9 @@ in a backfill); `muster.fleet_schedule` decides which agent runs when.
     --grpc-endpoint     e.g. 127.0.0.1:4317 (default: the settings' OTLP gRPC port)
     --http-endpoint     e.g. http://127.0.0.1:4318 (a `/v1/traces` suffix is accepted too)
     --json              print `Ledger.as_dict()` instead of a table
+    --ledger PATH       when the run ends (Ctrl-C and SIGTERM too, after the final flush), write
+                        `Ledger.to_json()` there: the summary and every model call handed to the
+                        exporters, added up per service, provider, models, UTC day and outcome
 
 Agents without a transport of their own alternate between gRPC and HTTP when both endpoints are given.
 """
@@ -42,6 +45,7 @@ Agents without a transport of their own alternate between gRPC and HTTP when bot
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
 import random
@@ -52,6 +56,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
 from opentelemetry import trace as trace_api
@@ -81,6 +86,8 @@ from muster.fleet_schedule import Slot, past_start, schedule
 __all__ = [
     "MODELS",
     "AgentSpec",
+    "CallKey",
+    "CallTotals",
     "Convention",
     "ExporterFactory",
     "Ledger",
@@ -899,6 +906,30 @@ _DRESSERS: dict[Convention, Dresser] = {
     "openlit": _dress_openlit,
 }
 
+
+def _reported_usage(step: Step) -> Usage | None:
+    """A model call's usage as its span reports it, for the ledger: an instrumentation without an
+    attribute for cache or reasoning tokens (see the dressers above) leaves them inside plain input
+    and output, so the ledger must too — it says what was sent, not what the provider did."""
+    usage, model, convention = step.usage, step.model, step.agent.convention
+    if usage is None or model is None:
+        return usage
+    reads = {
+        "otel_genai": model.cache != "none",
+        "openinference": step.kind == "chat",
+        "openllmetry": model.cache == "anthropic",
+    }.get(convention, False)
+    writes = model.cache == "anthropic" and convention in ("otel_genai", "openllmetry")
+    reasoning = convention == "otel_genai" and step.kind == "chat"
+    return Usage(
+        usage.input,
+        usage.output,
+        usage.cache_read if reads else 0,
+        usage.cache_write if writes else 0,
+        usage.reasoning if reasoning else 0,
+    )
+
+
 _SPAN_KIND: dict[StepKind, SpanKind] = {
     "agent": SpanKind.INTERNAL,
     "chat": SpanKind.CLIENT,
@@ -1031,9 +1062,10 @@ class _Tally:
         self.metric_points: Counter[str] = Counter()
         self.log_records: Counter[str] = Counter()
         self.failed_exports = 0
-        # Model-call usage by span id, from when the span ends until its exporter takes it: the
-        # ledger counts tokens only for spans that really reached an exporter.
-        self.pending_usage: dict[int, tuple[int, int]] = {}
+        # Model calls by span id, from when the span ends until its exporter takes it: the
+        # ledger counts calls and tokens only for spans that really reached an exporter.
+        self.pending_calls: dict[int, tuple[CallKey, Usage | None]] = {}
+        self.calls: dict[CallKey, CallTotals] = {}
 
     def note_failure(self) -> None:
         with self.lock:
@@ -1063,10 +1095,14 @@ class _CountingSpanExporter(SpanExporter):
         with tally.lock:
             tally.spans[self._service] += len(spans)
             for span in spans:
-                usage = tally.pending_usage.pop(span.context.span_id, None)
+                call = tally.pending_calls.pop(span.context.span_id, None)
+                if call is None:
+                    continue
+                key, usage = call
+                tally.calls.setdefault(key, CallTotals()).add(usage)
                 if usage is not None:
-                    tally.input_tokens[self._service] += usage[0]
-                    tally.output_tokens[self._service] += usage[1]
+                    tally.input_tokens[self._service] += usage.input
+                    tally.output_tokens[self._service] += usage.output
         self._backlog.spans_handed += len(spans)
         return _forward(tally, lambda: self._inner.export(spans), SpanExportResult.SUCCESS)
 
@@ -1312,10 +1348,13 @@ def _emit_trace(
         spans.append(span)
     for step, span in zip(reversed(steps), reversed(spans), strict=True):
         pipeline = pipelines[step.agent.service]
-        if step.usage is not None:
+        if step.model is not None:
             # Registered before end(): the exporter thread may take the span as soon as it ends.
             with tally.lock:
-                tally.pending_usage[span.get_span_context().span_id] = (step.usage.input, step.usage.output)
+                tally.pending_calls[span.get_span_context().span_id] = (
+                    _call_key(step, t0),
+                    _reported_usage(step),
+                )
         if step.error is not None:
             _fail(span, step, t0)
         span.end(end_time=t0 + step.end)
@@ -1324,6 +1363,22 @@ def _emit_trace(
             pipeline.instruments.record(step)
         if pipeline.logger is not None and (step.error is not None or step.parent is None or step.remote):
             _log_step(pipeline, step, span, t0, info)
+
+
+def _call_key(step: Step, t0: int) -> CallKey:
+    """The ledger's group for a model-call step: what an independent check needs to price it."""
+    model = step.model
+    assert model is not None
+    started = dt.datetime.fromtimestamp((t0 + step.start) / 1e9, tz=dt.UTC)
+    return CallKey(
+        service=step.agent.service,
+        provider=model.provider,
+        request_model=model.request,
+        # A failed call never heard from a model: no response model (and no usage).
+        response_model=model.response if step.error is None else None,
+        day=started.date().isoformat(),
+        status="ok" if step.error is None else "error",
+    )
 
 
 def _fail(span: trace_api.Span, step: Step, t0: int) -> None:
@@ -1356,6 +1411,44 @@ def _log_step(pipeline: _AgentPipeline, step: Step, span: trace_api.Span, t0: in
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class CallKey:
+    """Which model calls the ledger adds up together: one service's calls of one model on one UTC
+    day with one outcome. Provider and models are spelled as the agent's convention sent them."""
+
+    service: str
+    provider: str
+    request_model: str
+    response_model: str | None  # None: the call failed, no model answered
+    day: str  # UTC date of the call's start, YYYY-MM-DD
+    status: Literal["ok", "error"]
+
+
+@dataclass(slots=True)
+class CallTotals:
+    """The calls of one `CallKey` and their tokens as the spans report them, canonical: input
+    includes cache reads and writes, output includes reasoning. A failed call counts, without tokens."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    max_input_tokens: int = 0  # the largest call: a sum priced at once is exact only below any price tier
+
+    def add(self, usage: Usage | None) -> None:
+        self.calls += 1
+        if usage is None:
+            return
+        self.input_tokens += usage.input
+        self.cache_read_tokens += usage.cache_read
+        self.cache_write_tokens += usage.cache_write
+        self.output_tokens += usage.output
+        self.reasoning_tokens += usage.reasoning
+        self.max_input_tokens = max(self.max_input_tokens, usage.input)
+
+
 @dataclass
 class Ledger:
     """What the simulator handed to its exporters, to compare with what the warehouse stored.
@@ -1365,7 +1458,8 @@ class Ledger:
     model-call spans only (chat and embeddings), as canonical input (cached tokens included) and
     output (reasoning included); usage repeated on agent spans is not counted. Metric points are
     what the readers exported, every collection of a cumulative series included; a backfill sends
-    none, as the SDK stamps points with the time of collection.
+    none, as the SDK stamps points with the time of collection. `calls` holds every model call
+    (chat and embeddings, failed ones too) by `CallKey`: enough to price the run independently.
     """
 
     spans_by_service: Counter[str] = field(default_factory=Counter)
@@ -1377,6 +1471,7 @@ class Ledger:
     spans_created: int = 0  # equals total_spans() unless the SDK dropped spans
     failed_exports: int = 0  # export calls the exporter reported as failed: their items may be missing
     transports: dict[str, Transport] = field(default_factory=dict)  # service → transport it used
+    calls: dict[CallKey, CallTotals] = field(default_factory=dict)
 
     def total_spans(self) -> int:
         return sum(self.spans_by_service.values())
@@ -1414,6 +1509,19 @@ class Ledger:
                 for name in services
             ],
         }
+
+    def to_json(self) -> dict:
+        """`as_dict()` and the model calls, one entry per `CallKey` (sorted, so runs diff cleanly)."""
+        ordered = sorted(self.calls.items(), key=lambda item: [v or "" for v in dataclasses.astuple(item[0])])
+        calls = [dataclasses.asdict(key) | dataclasses.asdict(totals) for key, totals in ordered]
+        return self.as_dict() | {"calls": calls}
+
+    def write_json(self, path: Path) -> None:
+        """Write `to_json()` to `path` whole: a reader never sees half a ledger."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        partial.replace(path)
 
 
 def run(
@@ -1461,6 +1569,7 @@ def run(
         spans_created=sum(p.backlog.spans_ended for p in pipelines.values()),
         failed_exports=tally.failed_exports,
         transports={service: p.transport for service, p in pipelines.items()},
+        calls=tally.calls,
     )
 
 

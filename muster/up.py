@@ -234,9 +234,8 @@ def _feed_demo(supervisor: Supervisor, settings: Settings, rate: float, out: Cal
     """Backfill history, price and judge it at once, then send live traffic until Muster stops."""
     from muster.client import connect
 
-    backfill = supervisor.start(
-        Part("fleet", muster_command("simulate", "--backfill", BACKFILL), essential=False)
-    )
+    history = ("--backfill", BACKFILL, "--ledger", str(settings.data_dir / "demo-ledger.json"))
+    backfill = supervisor.start(Part("fleet", muster_command("simulate", *history), essential=False))
     if backfill.process is None or backfill.process.wait() != 0 or supervisor.stopping:
         return
     try:
@@ -247,4 +246,5 @@ def _feed_demo(supervisor: Supervisor, settings: Settings, rate: float, out: Cal
     except Exception as exc:  # the scheduled jobs will get there anyway
         out(f"the first job run failed ({exc}); the scheduled runs will retry")
     if not supervisor.stopping:
-        supervisor.start(Part("fleet", muster_command("simulate", "--rate", str(rate)), essential=False))
+        live = ("--rate", str(rate), "--ledger", str(settings.data_dir / "live-ledger.json"))
+        supervisor.start(Part("fleet", muster_command("simulate", *live), essential=False))

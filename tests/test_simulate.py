@@ -253,6 +253,63 @@ def test_ledger_equals_what_the_exporters_received(fleet_run: tuple[Ledger, Capt
     assert ledger.log_records > 0
 
 
+def first_int(attrs: Mapping[str, object], *keys: str) -> int:
+    return next((int(attrs[key]) for key in keys if key in attrs), 0)  # type: ignore[call-overload]
+
+
+def test_ledger_calls_are_what_the_spans_report() -> None:
+    """The ledger's model calls (by service, provider, UTC day and outcome) against this file's own
+    reading of the spans: cache tokens only where the convention reports them, failed calls with none."""
+    from muster.fleet import demo_fleet
+
+    capture = Capture()
+    ledger = run(
+        demo_fleet(), grpc_endpoint="127.0.0.1:4317", http_endpoint=None, traces=600, backfill_days=35,
+        exporter_factory=capture,
+    )  # fmt: skip
+    seen: Counter[tuple] = Counter()
+    for span in capture.all_spans():
+        attrs = span.attributes
+        tokens = model_call_tokens(attrs)
+        if tokens is None:
+            continue
+        provider = (
+            attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or attrs.get("llm.provider")
+        )
+        day = dt.datetime.fromtimestamp(span.start_time / 1e9, tz=dt.UTC).date().isoformat()
+        key = (service_of(span), provider, day, "ok" if span.status.is_ok else "error")
+        cache_read = first_int(
+            attrs,
+            "gen_ai.usage.cache_read.input_tokens",
+            "llm.token_count.prompt_details.cache_read",
+            "gen_ai.usage.cache_read_input_tokens",
+        )
+        cache_write = first_int(
+            attrs,
+            "gen_ai.usage.cache_write.input_tokens",
+            "gen_ai.usage.cache_creation.input_tokens",
+            "gen_ai.usage.cache_creation_input_tokens",
+        )
+        for name, value in zip(
+            ("calls", "input", "cache_read", "cache_write", "output"),
+            (1, *tokens[:1], cache_read, cache_write, tokens[1]),
+            strict=True,
+        ):
+            seen[(*key, name)] += value
+    kept: Counter[tuple] = Counter()
+    for call, totals in ledger.calls.items():
+        key = (call.service, call.provider, call.day, call.status)
+        assert (call.status == "ok") == (call.response_model is not None)
+        kept[(*key, "calls")] += totals.calls
+        kept[(*key, "input")] += totals.input_tokens
+        kept[(*key, "cache_read")] += totals.cache_read_tokens
+        kept[(*key, "cache_write")] += totals.cache_write_tokens
+        kept[(*key, "output")] += totals.output_tokens
+    assert +kept == +seen
+    assert {name for *_, name in +kept} == {"calls", "input", "cache_read", "cache_write", "output"}
+    assert len({day for _, _, day, _, _ in kept}) > 30  # spread over the backfill's days
+
+
 def test_agent_span_rollups_are_not_counted_as_usage(fleet_run: tuple[Ledger, Capture]) -> None:
     ledger, capture = fleet_run
     traces = by_trace(capture.spans["support-copilot"].get_finished_spans())
