@@ -23,6 +23,7 @@ span or priced call twice. It writes the samples as JSON and a plot (PNG, matplo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -44,10 +45,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, however this is run
 
-from muster.auth import read_admin_token  # noqa: E402
-from muster.fleet import demo_fleet  # noqa: E402
-from muster.simulate import AgentSpec, Ledger, OtlpExporters, Transport, run  # noqa: E402
-from muster.up import DEMO_REGISTRY, demo_registry_files  # noqa: E402
+from muster.auth import read_admin_token
+from muster.fleet import demo_fleet
+from muster.simulate import AgentSpec, Ledger, OtlpExporters, Transport, run
+from muster.up import DEMO_REGISTRY, demo_registry_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,10 +171,8 @@ class Server:
         processes = [server, *server.children(recursive=True)]
         total = 0
         for process in processes:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):  # a worker that just exited
                 total += process.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
         return total / 2**20
 
     def file_mib(self) -> float:
@@ -323,7 +322,8 @@ def plot(samples: list[Sample], out: Path, title: str) -> None:
     (rate, latency), (rss, size) = axes
     rate.plot(minutes, [s.spans_per_s for s in samples], color="tab:blue")
     rate.set_title("ingest: spans stored per second")
-    for key, colour in (("export_p50_ms", "tab:green"), ("export_p95_ms", "tab:orange"), ("export_p99_ms", "tab:red")):
+    lines = (("export_p50_ms", "tab:green"), ("export_p95_ms", "tab:orange"), ("export_p99_ms", "tab:red"))
+    for key, colour in lines:
         latency.plot(minutes, [getattr(s, key) for s in samples], color=colour, label=key.split("_")[1])
     latency.set_title("span export latency (ms)")
     latency.set_yscale("log")

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between scheduled runs of the cost job inside `muster serve`; 0 disables them.",
     )
+    jobs_batch_spans: int = Field(
+        400_000,
+        ge=1,
+        description="Spans the cost job reads into memory at a time; each batch of traces commits alone.",
+    )
     raw_retention_days: int = Field(
         30, ge=1, description="Days raw spans, metric points, log records and ingest rejects are kept."
     )

@@ -224,7 +224,7 @@ class Writer:
             self._dirty = True
         except BaseException:
             self._seq -= 1
-            con.execute("ROLLBACK")
+            _roll_back(con)
             raise
         return stored
 
@@ -259,6 +259,19 @@ class Writer:
                 " VALUES (now(), ?, ?, ?, ?, ?)",
                 rows,
             )
+
+
+def _roll_back(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the failed transaction, if DuckDB has not already done so.
+
+    When COMMIT itself fails (the disk is full: "No space left on device") DuckDB has already
+    aborted the transaction, and a ROLLBACK would raise "no transaction is active", hiding the
+    cause the exporter and the operator need to see.
+    """
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error as exc:
+        log.debug("nothing to roll back: %s", exc)
 
 
 def _first_of_each_key(rows: pa.Table, keys: tuple[str, ...]) -> pa.Table:
