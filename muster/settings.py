@@ -98,6 +98,14 @@ class Settings(BaseSettings):
         False,
         description="Refuse OTLP exports that carry no valid ingest credential (401 / UNAUTHENTICATED).",
     )
+    auth_failure_limit: int = Field(
+        30,
+        ge=0,
+        description="Failed API authentications one client address may make per window before 429; 0: none.",
+    )
+    auth_failure_window_seconds: int = Field(
+        60, ge=1, description="The moving window, in seconds, over which auth_failure_limit counts."
+    )
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate: when set (with tls_key_file), receivers and API speak TLS."
     )
