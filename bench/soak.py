@@ -14,9 +14,10 @@ Every `--every` seconds it samples:
 At the end it runs the cost and findings jobs once more, stops the server, opens the file and
 checks that the warehouse holds exactly what the simulator's ledger says it sent: spans, log
 records and metric points per service, and model-call tokens per service in `priced_calls`, no
-span or priced call twice. It writes the samples as JSON and a plot (PNG, matplotlib).
+span or priced call twice. It writes the samples as JSON and a plot (PNG, matplotlib: the `bench`
+extra, which `./dev` installs).
 
-    python bench/soak.py --minutes 30 --rate 10          # the recorded run (docs/reliability.md)
+    python bench/soak.py --minutes 32 --rate 20          # the recorded run (docs/reliability.md)
     python bench/soak.py --minutes 1 --rate 5 --every 5  # a quick look
 """
 
