@@ -307,6 +307,8 @@ def _run(
             inputs_digest=digest,
         )
         totals.add(len(traces), len(spans), rows)
+        if plan.batches > 1:  # a long run says how far it got, in the server's log
+            log.info("cost job: batch %d/%d committed, %d spans", batch + 1, plan.batches, totals.spans)
         if progress is not None:
             progress(
                 JobProgress(

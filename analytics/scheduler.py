@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from analytics.findings_job import FindingsResult, run_findings_job
-from analytics.jobs import JobResult, ProgressCallback, run_cost_job
+from analytics.jobs import BATCH_SPANS, JobResult, ProgressCallback, run_cost_job
 from warehouse.maintenance import apply_retention
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,13 @@ class JobScheduler:
         interval: float,
         prices_file: Path,
         retention_days: tuple[int, int] | None = None,
+        batch_spans: int = BATCH_SPANS,
     ) -> None:
         self._connection = connection
         self._interval = interval
         self._prices_file = prices_file
         self._retention_days = retention_days
+        self._batch_spans = batch_spans
         self._retention_due = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -72,7 +74,9 @@ class JobScheduler:
         `progress` is called after each batch the run commits (see `run_cost_job`).
         """
         with self._lock, self._connection.cursor() as cur:
-            return run_cost_job(cur, overrides=self._prices_file, full=full, progress=progress)
+            return run_cost_job(
+                cur, overrides=self._prices_file, full=full, progress=progress, batch_spans=self._batch_spans
+            )
 
     def run_findings_now(self) -> FindingsResult:
         """Run every detection rule now, after any job in progress; raises what the job raised."""

@@ -129,6 +129,7 @@ class Server:
             interval=settings.jobs_interval_seconds,
             prices_file=settings.prices_file,
             retention_days=(settings.raw_retention_days, settings.cost_retention_days),
+            batch_spans=settings.jobs_batch_spans,
         )
         jobs.start()
         stack.callback(jobs.shutdown)

@@ -8,6 +8,7 @@ file at all. Every setting is listed in docs/configuration.md (a test checks tha
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between scheduled runs of the cost job inside `muster serve`; 0 disables them.",
     )
+    jobs_batch_spans: int = Field(
+        400_000,
+        ge=1,
+        description="Spans the cost job reads into memory at a time; each batch of traces commits alone.",
+    )
     raw_retention_days: int = Field(
         30, ge=1, description="Days raw spans, metric points, log records and ingest rejects are kept."
     )
@@ -91,6 +97,14 @@ class Settings(BaseSettings):
     require_credentials: bool = Field(
         False,
         description="Refuse OTLP exports that carry no valid ingest credential (401 / UNAUTHENTICATED).",
+    )
+    auth_failure_limit: int = Field(
+        30,
+        ge=0,
+        description="Failed API authentications one client address may make per window before 429; 0: none.",
+    )
+    auth_failure_window_seconds: int = Field(
+        60, ge=1, description="The moving window, in seconds, over which auth_failure_limit counts."
     )
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate: when set (with tls_key_file), receivers and API speak TLS."
@@ -141,16 +155,35 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("MUSTER_CONFIG", "muster.toml"))
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
+
+
+def config_file() -> Path:
+    """The settings file: `MUSTER_CONFIG`, else `./muster.toml` (either may be absent)."""
+    return Path(os.environ.get("MUSTER_CONFIG", "muster.toml"))
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings, turning a validation error into one message per bad setting."""
+    """Build the settings, turning a validation error into one message per bad setting, and a file
+    that is not TOML (corrupted, half-written) into one naming the file, line and column."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(
+            f"{config_file()} is not valid TOML: {_where(exc)}; nothing was started"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read the settings file {config_file()}: {exc}") from None
+
+
+def _where(exc: tomllib.TOMLDecodeError) -> str:
+    """tomllib's message, which says "at end of document" rather than a line when a file is cut short."""
+    if "end of document" not in str(exc):
+        return str(exc)
+    lines = config_file().read_bytes().count(b"\n") + 1
+    return f"{exc}, line {lines}: the file ends in the middle of a value (was it cut short?)"
 
 
 def _describe(exc: ValidationError) -> str:

@@ -127,6 +127,14 @@ def parse_documents(text: str, file: str) -> ParsedFile:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         parsed.problems.append(Problem(file, line, "", f"not valid YAML: {exc.problem or exc}"))
+    except yaml.reader.ReaderError as exc:
+        # a character YAML refuses, e.g. the zeroed tail of a file cut short by a crash: PyYAML gives
+        # only its offset, so say the line, and the character without the "<unicode string>" noise
+        line = text.count("\n", 0, exc.position) + 1
+        character = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        parsed.problems.append(
+            Problem(file, line, "", f"not valid YAML: {exc.reason} ({character}); was the file cut short?")
+        )
     except yaml.YAMLError as exc:
         parsed.problems.append(Problem(file, None, "", f"not valid YAML: {exc}"))
     return parsed

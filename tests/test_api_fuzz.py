@@ -24,7 +24,7 @@ EXAMPLES = 25  # per operation and run; raise locally for a longer fuzz
 @pytest.fixture(scope="module")
 def fuzzed_server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("fuzz") / "data"
-    server = start_server(data_dir, decode_workers=0)
+    server = start_server(data_dir, decode_workers=0, auth_failure_limit=0)  # fuzz, unthrottled
     env = {"MUSTER_DATA_DIR": str(data_dir)}
     applied = CliRunner().invoke(app, ["registry", "apply", "-f", str(FIXTURE)], env=env)
     assert applied.exit_code == 0, applied.output

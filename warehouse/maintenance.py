@@ -64,7 +64,7 @@ def backup_path(directory: Path, name: str | None, now: datetime) -> Path:
     never write outside the backup directory or over an existing file.
     """
     name = name or f"muster-{now:%Y%m%dT%H%M%SZ}.duckdb"
-    if not BACKUP_NAME.match(name):
+    if not BACKUP_NAME.fullmatch(name):  # not match(): `$` lets a final newline through
         raise BackupError(
             f"{name!r} is not a backup name: use letters, digits, '.', '_', '-', ending in .duckdb"
         )

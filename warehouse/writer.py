@@ -84,6 +84,10 @@ class _Flush:
 
 _STOP = object()
 IDLE_CHECKPOINT_SECONDS = 2.0
+# Under steady traffic the writer is never idle for 2 s, and the WAL grew until checkpoint_threshold
+# (1 GB): 580 MB after a 32-minute soak at 160 spans/s, all of it held in memory beside the 256 MB
+# buffer limit. So a lull (an empty queue) also checkpoints when the last checkpoint is this old.
+MAX_CHECKPOINT_AGE_SECONDS = 60.0
 
 
 class Writer:
@@ -101,6 +105,7 @@ class Writer:
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._dirty = False  # committed since the last checkpoint
+        self._checkpointed_at = time.monotonic()
         self._thread: threading.Thread | None = None
         self._seq = self._last_seq()
 
@@ -157,14 +162,20 @@ class Writer:
 
     def _next_item(self) -> object:
         """The next queued item; when none comes for a while, checkpoint the WAL meanwhile."""
+        if self._dirty and self._queue.empty() and self._checkpoint_age() >= MAX_CHECKPOINT_AGE_SECONDS:
+            self._checkpoint()
         try:
             return self._queue.get(timeout=IDLE_CHECKPOINT_SECONDS if self._dirty else None)
         except queue.Empty:
             self._checkpoint()
             return self._queue.get()
 
+    def _checkpoint_age(self) -> float:
+        return time.monotonic() - self._checkpointed_at
+
     def _checkpoint(self) -> None:
         # Fold the write-ahead log into the file while nobody waits, rather than in a commit.
+        self._checkpointed_at = time.monotonic()  # a failure too: retry a minute later, not at once
         try:
             self._con.execute("CHECKPOINT")
             self._dirty = False
@@ -224,7 +235,7 @@ class Writer:
             self._dirty = True
         except BaseException:
             self._seq -= 1
-            con.execute("ROLLBACK")
+            _roll_back(con)
             raise
         return stored
 
@@ -259,6 +270,19 @@ class Writer:
                 " VALUES (now(), ?, ?, ?, ?, ?)",
                 rows,
             )
+
+
+def _roll_back(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the failed transaction, if DuckDB has not already done so.
+
+    When COMMIT itself fails (the disk is full: "No space left on device") DuckDB has already
+    aborted the transaction, and a ROLLBACK would raise "no transaction is active", hiding the
+    cause the exporter and the operator need to see.
+    """
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error as exc:
+        log.debug("nothing to roll back: %s", exc)
 
 
 def _first_of_each_key(rows: pa.Table, keys: tuple[str, ...]) -> pa.Table:
