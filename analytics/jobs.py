@@ -221,8 +221,8 @@ def inputs_digest(registry: Registry, overrides: PriceOverrides | Path | None) -
 
 
 BATCH_SPANS = 400_000
-"""Spans read into one frame at most (about: a batch is a hash bucket of traces): bounds the job's
-memory whatever the backlog; larger batches amortise each batch's scan of the spans table."""
+"""Spans read into one frame at most (about: a trace is never split): bounds the job's memory
+whatever the backlog."""
 
 
 @dataclass(frozen=True)
@@ -298,10 +298,10 @@ def _run(
         cost_store.replace_batch(
             cur,
             plan,
-            batch,
-            traces.to_list(),
+            traces,
             rows,
             agents,
+            since=spans["start_time"].min(),  # type: ignore[arg-type]
             finish=batch == plan.batches - 1,
             duration_s=time.monotonic() - started,
             inputs_digest=digest,

@@ -1,10 +1,10 @@
 """All SQL the findings job reads: who was seen doing what, and what it cost, over a window.
 
 Everything comes from the tables the cost job derives — `trace_agents` (one row per trace and
-owning identity, with what it used) and `priced_calls` — never from raw spans, except the few
-recent calls whose conversation ids the runaway rules need. Each query aggregates in DuckDB so
-the rules receive one row per identity, per usage or per day, not per span. Values travel as
-parameters; the usage kinds are a constant table of list columns.
+owning identity, with what it used), `priced_calls` and their daily sums `daily_costs` — never
+from raw spans, except the few recent calls whose conversation ids the runaway rules need. Each
+query aggregates in DuckDB so the rules receive one row per identity, per usage or per day, not
+per span. Values travel as parameters; the usage kinds are a constant table of list columns.
 """
 
 from __future__ import annotations
@@ -117,15 +117,25 @@ def telemetry_start(cur: Cursor) -> datetime | None:
     return cur.execute("SELECT min(first_seen) FROM trace_agents").fetchall()[0][0]
 
 
+# Whole days come from the daily sums the cost job keeps; the day `since` falls in, unless it begins
+# there, from its priced calls after `since`.
+_DAILY_SPEND = """
+SELECT day, agent_id, match_status, observed_identity, department_id, cost_centre, provider, model,
+       cost_usd AS spend, calls - unpriced_calls AS calls
+FROM daily_costs WHERE day::TIMESTAMP >= $since AND calls > unpriced_calls
+UNION ALL
+SELECT day, agent_id, match_status, observed_identity, department_id, cost_centre, provider, model,
+       sum(cost_usd) AS spend, count(*) AS calls
+FROM priced_calls
+WHERE day = $since::DATE AND day::TIMESTAMP < $since AND start_time >= $since AND cost_usd IS NOT NULL
+GROUP BY ALL
+ORDER BY ALL
+"""
+
+
 def daily_spend(cur: Cursor, since: datetime) -> pl.DataFrame:
     """Priced spend per UTC day and every dimension a budget or anomaly is kept on, since `since`."""
-    return cur.sql(
-        """SELECT day, agent_id, match_status, observed_identity, department_id, cost_centre,
-                provider, model, sum(cost_usd) AS spend, count(*) AS calls
-           FROM priced_calls WHERE start_time >= $since AND cost_usd IS NOT NULL
-           GROUP BY ALL ORDER BY ALL""",
-        params={"since": since},
-    ).pl()
+    return cur.sql(_DAILY_SPEND, params={"since": since}).pl()
 
 
 def unpriced_calls(cur: Cursor, since: datetime) -> pl.DataFrame:
