@@ -31,7 +31,7 @@ import pandera.polars as pa
 import polars as pl
 
 from analytics.activity import trace_agents
-from analytics.attribution import attribute, model_calls, owning_agents
+from analytics.attribution import attribute, model_calls, owning_agents, parent_rows
 from analytics.pricing import (
     COST_DTYPE,
     PRICED_CALLS_SCHEMA,
@@ -301,7 +301,7 @@ def _run(
             traces,
             rows,
             agents,
-            since=spans["start_time"].min(),  # type: ignore[arg-type]
+            span_times=spans["start_time"],
             finish=batch == plan.batches - 1,
             duration_s=time.monotonic() - started,
             inputs_digest=digest,
@@ -358,8 +358,9 @@ def derived_rows(
     spans: pl.DataFrame, registry: Registry, overrides: PriceOverrides | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """What the job writes for whole traces `spans`: their priced calls and their trace_agents rows."""
-    owners = owning_agents(spans)
-    rows = _priced_call_rows(spans, owners, registry, overrides)
+    parents = parent_rows(spans)
+    owners = owning_agents(spans, parents=parents)
+    rows = _priced_call_rows(spans, owners, registry, overrides, parents=parents)
     return rows, checked(TRACE_AGENT_ROWS_SCHEMA, trace_agents(spans, owners, rows, registry))
 
 
@@ -371,9 +372,14 @@ def priced_call_rows(
 
 
 def _priced_call_rows(
-    spans: pl.DataFrame, owners: pl.DataFrame, registry: Registry, overrides: PriceOverrides | None
+    spans: pl.DataFrame,
+    owners: pl.DataFrame,
+    registry: Registry,
+    overrides: PriceOverrides | None,
+    *,
+    parents: pl.Series | None = None,
 ) -> pl.DataFrame:
-    calls = model_calls(spans)
+    calls = model_calls(spans, parents=parents)
     priced = checked(PRICED_CALLS_SCHEMA, price_calls(calls, overrides))
     attributed = attribute(priced, owners, registry)
     rows = attributed.select(

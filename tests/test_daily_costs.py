@@ -58,6 +58,12 @@ def days_ago(sent: Sent, days: float) -> Sent:
 
 
 def assert_daily_costs_match(server) -> None:
+    calls = server.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM priced_calls")[0]
+    assert calls[0] == calls[1], "a call is counted twice"
+    agents = server.query("SELECT count(*), count(DISTINCT (trace_id, observed_identity)) FROM trace_agents")[
+        0
+    ]
+    assert agents[0] == agents[1], "a trace's agent has two rows"
     stored = server.query("SELECT * FROM daily_costs ORDER BY ALL")
     assert stored == server.query(SUMMED_CALLS)
     assert stored, "no calls were summed"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -259,6 +259,8 @@ WHERE ingest_seq BETWEEN $low AND $high AND trace_id IN (SELECT trace_id FROM _b
 """  # noqa: S608 - composed of constant SQL only
 # an incremental batch: its traces' older spans are bounded by time, not by ingest_seq
 _SPANS_SINCE = f"{_SPANS_OF_BATCH} AND start_time >= $since"
+# Python datetimes hold microseconds: a bound taken from nanosecond times is widened by one
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def spans_of_batch(cur: Cursor, plan: ReadPlan, batch: int) -> pl.DataFrame:
@@ -272,7 +274,8 @@ def spans_of_batch(cur: Cursor, plan: ReadPlan, batch: int) -> pl.DataFrame:
         params = {"low": traces["first_seq"].min(), "high": traces["last_seq"].max()}
     else:
         query = _SPANS_SINCE
-        params = {"low": 0, "high": plan.high, "since": traces["since"].min()}
+        since = traces["since"].min()  # None when no trace was touched: then nothing is read
+        params = {"low": 0, "high": plan.high, "since": None if since is None else since - _MICROSECOND}  # type: ignore[operator]
     with _registered(cur, "_batch_read", traces.select("trace_id")):
         frame = cur.sql(query, params=params).pl()
     return _first_copies(frame)
@@ -293,8 +296,9 @@ def _first_copies(frame: pl.DataFrame) -> pl.DataFrame:
 @contextlib.contextmanager
 def _registered(cur: Cursor, name: str, frame: pl.DataFrame) -> Iterator[None]:
     """`frame` visible to SQL as the view `name` for the block: Arrow, not a list parameter, which
-    DuckDB would convert value by value."""
-    cur.register(name, frame.to_arrow())
+    DuckDB would convert value by value. Strings go as plain Arrow strings, not Polars' string views:
+    DuckDB reads those ~40 % faster (an INSERT of 200k priced calls: 0.68 → 0.41 s)."""
+    cur.register(name, frame.to_arrow(compat_level=pl.CompatLevel.oldest()))
     try:
         yield
     finally:
@@ -306,10 +310,11 @@ def _registered(cur: Cursor, name: str, frame: pl.DataFrame) -> Iterator[None]:
 
 # The tables a trace's derivation fills, each rewritten a whole trace at a time: table → columns.
 _DERIVED = {"priced_calls": PRICED_CALL_COLUMNS, "trace_agents": TRACE_AGENT_COLUMNS}
-# A batch's traces lose their rows before the new are inserted. No row of a trace can start before
-# the first span read of it (`since`), so zone maps bound the scan to recent row groups. Rows of
-# calls whose spans retention has deleted are older still and stay: cost facts outlive raw
-# telemetry (a trace_agents row is replaced when any of its spans remains).
+# A batch's traces lose their rows before the new are inserted. Every row of a trace that still has
+# spans starts between the first and the last start time of the spans read (`since`, `until`), so
+# zone maps bound the scan to a few row groups. Rows of calls whose spans retention has deleted are
+# older still and stay: cost facts outlive raw telemetry (a trace_agents row is replaced when any
+# of its spans remains).
 _DAILY_KEYS = (
     "day",
     "agent_id",
@@ -329,11 +334,13 @@ _DAILY_TOKENS = (
 )
 _DELETE = {
     "priced_calls": f"""
-DELETE FROM priced_calls WHERE start_time >= $since AND trace_id IN (SELECT trace_id FROM _batch_traces)
+DELETE FROM priced_calls
+WHERE start_time BETWEEN $since AND $until AND trace_id IN (SELECT trace_id FROM _batch_traces)
 RETURNING {", ".join(_DAILY_KEYS)}, cost_usd, {", ".join(_DAILY_TOKENS)}
 """,  # noqa: S608 - composed of constant SQL only
     "trace_agents": """
-DELETE FROM trace_agents WHERE last_seen >= $since AND trace_id IN (SELECT trace_id FROM _batch_traces)
+DELETE FROM trace_agents
+WHERE last_seen >= $since AND first_seen <= $until AND trace_id IN (SELECT trace_id FROM _batch_traces)
 """,
 }
 _INSERT = {
@@ -388,12 +395,12 @@ FROM _daily_merged WHERE calls > 0
 
 
 def _replace_rows(
-    cur: Cursor, trace_ids: pl.Series, since: datetime | None, rows: pl.DataFrame, agents: pl.DataFrame
+    cur: Cursor, trace_ids: pl.Series, span_times: pl.Series, rows: pl.DataFrame, agents: pl.DataFrame
 ) -> None:
     """Inside the caller's transaction: the traces' derived rows replaced, daily_costs kept equal."""
     deleted = rows.select(*_DAILY_KEYS, "cost_usd", *_DAILY_TOKENS).clear()
-    if len(trace_ids) and since is not None:
-        params = {"since": since}
+    if len(trace_ids) and span_times.null_count() < len(span_times):
+        params = {"since": span_times.min() - _MICROSECOND, "until": span_times.max() + _MICROSECOND}  # type: ignore[operator]
         with _registered(cur, "_batch_traces", pl.DataFrame({"trace_id": trace_ids.cast(pl.String)})):
             # a DML statement through sql() runs at once; its relation holds what RETURNING gave
             deleted = cur.sql(_DELETE["priced_calls"], params=params).pl()
@@ -426,7 +433,7 @@ def replace_batch(
     frame: pl.DataFrame,
     agents: pl.DataFrame,
     *,
-    since: datetime | None,
+    span_times: pl.Series,
     finish: bool,
     duration_s: float = 0.0,
     inputs_digest: str | None = None,
@@ -434,8 +441,8 @@ def replace_batch(
 ) -> None:
     """In one transaction: replace one batch's derived rows; when `finish`, advance the watermark.
 
-    `trace_ids` lose their rows in priced_calls and trace_agents (those that start at `since`, the
-    first start time of the spans read, or later: see `_DELETE`) and `frame` (`PRICED_CALL_COLUMNS`)
+    `trace_ids` lose their rows in priced_calls and trace_agents (those within the start times of
+    the spans read, `span_times`: see `_DELETE`) and `frame` (`PRICED_CALL_COLUMNS`)
     and `agents` (`TRACE_AGENT_COLUMNS`) are inserted; daily_costs moves with priced_calls. Until a
     full run finishes its inputs digest is cleared: a full run that fails part-way is redone in full
     by the next run. The watermark moves only with the last batch, so a failure makes the next run
@@ -443,7 +450,7 @@ def replace_batch(
     """
     cur.execute("BEGIN")
     try:
-        _replace_rows(cur, trace_ids, since, frame, agents)
+        _replace_rows(cur, trace_ids, span_times, frame, agents)
         if finish:
             advance = {"job": job, "watermark": plan.high, "duration": duration_s, "digest": inputs_digest}
             cur.execute(_ADVANCE, advance)
