@@ -39,6 +39,9 @@ USAGE_KINDS = {
     "endpoint": "endpoints",
 }
 _SAMPLES = 3  # sample trace ids quoted as evidence
+# Samples are taken with arg_max(trace_id, time, n), the n latest, and distinct values with
+# list(DISTINCT ...): both keep a few values per group, where list(...) first gathered every trace
+# id of the group — over all of trace_agents (usage_first_seen) more than the warehouse's memory.
 
 
 def identities(cur: Cursor, since: datetime) -> pl.DataFrame:
@@ -58,7 +61,7 @@ def identities(cur: Cursor, since: datetime) -> pl.DataFrame:
                 list_sort(list_distinct(flatten(list(tools)))) AS tools,
                 list_distinct(list(resource_keys)) AS resource_key_sets,
                 bool_or(content_captured) AS content_captured,
-                list(trace_id ORDER BY last_seen DESC)[1:$samples] AS sample_traces
+                arg_max(trace_id, last_seen, $samples) AS sample_traces
            FROM trace_agents WHERE last_seen >= $since
            GROUP BY match_status, agent_id, observed_identity
            ORDER BY observed_identity""",
@@ -82,7 +85,7 @@ def usage(cur: Cursor, since: datetime) -> pl.DataFrame:
     )
     return cur.sql(
         f"""SELECT agent_id, kind, value, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-                count(*) AS traces, list(trace_id ORDER BY last_seen DESC)[1:$samples] AS sample_traces
+                count(*) AS traces, arg_max(trace_id, last_seen, $samples) AS sample_traces
            FROM ({" UNION ALL ".join(parts)}) GROUP BY ALL ORDER BY ALL""",  # noqa: S608 - constant text
         params={"since": since, "samples": _SAMPLES},
     ).pl()
@@ -93,8 +96,10 @@ def usage_first_seen(cur: Cursor, kind: str) -> pl.DataFrame:
     column = USAGE_KINDS[kind]
     return cur.sql(
         f"""SELECT value, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-                list_sort(list_distinct(list(observed_identity))) AS identities,
-                list(trace_id ORDER BY last_seen DESC)[1:$samples] AS sample_traces
+                list_sort(coalesce(
+                    list(DISTINCT observed_identity) FILTER (observed_identity IS NOT NULL), []))
+                    AS identities,
+                arg_max(trace_id, last_seen, $samples) AS sample_traces
            FROM (SELECT unnest({column}) AS value, first_seen, last_seen, observed_identity, trace_id
                  FROM trace_agents)
            GROUP BY value ORDER BY value""",  # noqa: S608 - column from a constant table
@@ -143,8 +148,9 @@ def unpriced_calls(cur: Cursor, since: datetime) -> pl.DataFrame:
     return cur.sql(
         """SELECT provider, model, any_value(unpriced_reason) AS reason, count(*) AS calls,
                 min(start_time) AS first_seen, max(start_time) AS last_seen,
-                list_sort(list_distinct(list(coalesce(agent_id, observed_identity)))) AS agents,
-                list(trace_id ORDER BY start_time DESC)[1:$samples] AS sample_traces
+                list_sort(coalesce(list(DISTINCT coalesce(agent_id, observed_identity))
+                    FILTER (coalesce(agent_id, observed_identity) IS NOT NULL), [])) AS agents,
+                arg_max(trace_id, start_time, $samples) AS sample_traces
            FROM priced_calls WHERE start_time >= $since AND cost_usd IS NULL
            GROUP BY provider, model ORDER BY ALL""",
         params={"since": since, "samples": _SAMPLES},
@@ -155,7 +161,7 @@ def cost_mismatches(cur: Cursor, since: datetime) -> pl.DataFrame:
     """Calls whose own reported cost disagrees with ours since `since`, per provider and model."""
     return cur.sql(
         """SELECT provider, model, count(*) AS calls, sum(cost_usd) AS our_cost,
-                list(trace_id ORDER BY start_time DESC)[1:$samples] AS sample_traces
+                arg_max(trace_id, start_time, $samples) AS sample_traces
            FROM priced_calls WHERE start_time >= $since AND reported_cost_mismatch
            GROUP BY provider, model ORDER BY ALL""",
         params={"since": since, "samples": _SAMPLES},
