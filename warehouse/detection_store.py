@@ -41,7 +41,8 @@ USAGE_KINDS = {
 _SAMPLES = 3  # sample trace ids quoted as evidence
 # Samples are taken with arg_max(trace_id, time, n), the n latest, and distinct values with
 # list(DISTINCT ...): both keep a few values per group, where list(...) first gathered every trace
-# id of the group — over all of trace_agents (usage_first_seen) more than the warehouse's memory.
+# id and every list of the group — at 10M spans more than the warehouse's 256MB (identities over
+# 30 days held ~420k lists of resource keys).
 
 
 def identities(cur: Cursor, since: datetime) -> pl.DataFrame:
@@ -55,11 +56,11 @@ def identities(cur: Cursor, since: datetime) -> pl.DataFrame:
                 min(first_seen) AS first_seen, max(last_seen) AS last_seen,
                 count(*) AS traces, sum(spans) AS spans, sum(model_calls) AS model_calls,
                 sum(cost_usd) AS cost_usd,
-                list_sort(list_distinct(list(environment))) AS environments,
-                list_sort(list_distinct(flatten(list(services)))) AS services,
-                list_sort(list_distinct(flatten(list(hosts)))) AS hosts,
-                list_sort(list_distinct(flatten(list(tools)))) AS tools,
-                list_distinct(list(resource_keys)) AS resource_key_sets,
+                list_sort(list_distinct(list(DISTINCT environment))) AS environments,
+                list_sort(list_distinct(flatten(list(DISTINCT services)))) AS services,
+                list_sort(list_distinct(flatten(list(DISTINCT hosts)))) AS hosts,
+                list_sort(list_distinct(flatten(list(DISTINCT tools)))) AS tools,
+                list(DISTINCT resource_keys) AS resource_key_sets,
                 bool_or(content_captured) AS content_captured,
                 arg_max(trace_id, last_seen, $samples) AS sample_traces
            FROM trace_agents WHERE last_seen >= $since
