@@ -90,14 +90,15 @@ _MAX_JUMPS = 64  # pointer jumping covers chains of 2**64 spans; only loops can 
 # Model calls
 
 
-def model_calls(spans: pl.DataFrame) -> pl.DataFrame:
+def model_calls(spans: pl.DataFrame, *, parents: pl.Series | None = None) -> pl.DataFrame:
     """The rows of `spans` that are model calls, by the rule in the module docstring, in order.
 
     Reads `trace_id`, `span_id`, `parent_span_id`, `operation` and the `USAGE_COLUMNS` present.
+    `parents` is `parent_rows(spans)` when the caller has it already.
     """
     flags = spans.select(candidate=_model_call_candidate(spans), usage=_carries_usage(spans))
     candidate, usage = flags["candidate"], flags["usage"]
-    enclosing = _nearest_marked_ancestor(_parent_rows(spans), candidate)
+    enclosing = _nearest_marked_ancestor(parent_rows(spans) if parents is None else parents, candidate)
     fragment = candidate & enclosing.is_not_null() & ~usage
     wrapper = _rows_marked(len(spans), _wrapper_rows(enclosing, candidate, usage))
     return spans.filter(candidate & ~fragment & ~wrapper)
@@ -142,8 +143,12 @@ def _rows_marked(count: int, rows: pl.Series) -> pl.Series:
 # The parent chain
 
 
-def _parent_rows(spans: pl.DataFrame) -> pl.Series:
-    """Each span's parent as a row number of `spans`; null for a root, a parent not in the frame, a loop."""
+def parent_rows(spans: pl.DataFrame) -> pl.Series:
+    """Each span's parent as a row number of `spans`; null for a root, a parent not in the frame, a loop.
+
+    `model_calls` and `owning_agents` both walk these links: a caller that runs both computes them
+    once (the join of every span to its parent on the two ids is the dearer half of either walk).
+    """
     rows = spans.select("trace_id", "span_id").with_row_index("_parent")
     # a span stored twice must not give its children two parents: the first copy stands for both
     # (checked first: ingest removes retries, and the check costs half of the dedupe)
@@ -209,7 +214,7 @@ def _nearest_marked_ancestor(parent: pl.Series, marked: pl.Series) -> pl.Series:
 _PROCESS_KEYS = ("credential_agent_id", "main_agent_id", "service_namespace", "service_name")
 
 
-def owning_agents(spans: pl.DataFrame) -> pl.DataFrame:
+def owning_agents(spans: pl.DataFrame, *, parents: pl.Series | None = None) -> pl.DataFrame:
     """Per span of `spans`, in order: the agent span that owns it and the identity keys to match.
 
     Columns are `OWNER_COLUMNS`: `agent_span_id` is the agent span billed for the span (itself when
@@ -219,10 +224,11 @@ def owning_agents(spans: pl.DataFrame) -> pl.DataFrame:
     or the span's own when it has none. Reads `trace_id`, `span_id`, `parent_span_id`, `operation`,
     `agent_id`, `agent_name`, `credential_agent_id`, `service_namespace`, `service_name`,
     `environment` and `resource_attributes` (for `gen_ai.main_agent.id`); missing ones count as null.
+    `parents` is `parent_rows(spans)` when the caller has it already.
     """
     keys = _own_keys(spans)
     is_agent = spans.select((pl.col("operation") == AGENT_OPERATION).fill_null(False))["operation"]
-    enclosing = _nearest_marked_ancestor(_parent_rows(spans), is_agent)
+    enclosing = _nearest_marked_ancestor(parent_rows(spans) if parents is None else parents, is_agent)
     frame = keys.with_columns(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW),
         is_agent_span=is_agent,

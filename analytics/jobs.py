@@ -31,7 +31,7 @@ import pandera.polars as pa
 import polars as pl
 
 from analytics.activity import trace_agents
-from analytics.attribution import attribute, model_calls, owning_agents
+from analytics.attribution import attribute, model_calls, owning_agents, parent_rows
 from analytics.pricing import (
     COST_DTYPE,
     PRICED_CALLS_SCHEMA,
@@ -221,8 +221,8 @@ def inputs_digest(registry: Registry, overrides: PriceOverrides | Path | None) -
 
 
 BATCH_SPANS = 400_000
-"""Spans read into one frame at most (about: a batch is a hash bucket of traces): bounds the job's
-memory whatever the backlog; larger batches amortise each batch's scan of the spans table."""
+"""Spans read into one frame at most (about: a trace is never split): bounds the job's memory
+whatever the backlog."""
 
 
 @dataclass(frozen=True)
@@ -298,10 +298,10 @@ def _run(
         cost_store.replace_batch(
             cur,
             plan,
-            batch,
-            traces.to_list(),
+            traces,
             rows,
             agents,
+            span_times=spans["start_time"],
             finish=batch == plan.batches - 1,
             duration_s=time.monotonic() - started,
             inputs_digest=digest,
@@ -360,8 +360,9 @@ def derived_rows(
     spans: pl.DataFrame, registry: Registry, overrides: PriceOverrides | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """What the job writes for whole traces `spans`: their priced calls and their trace_agents rows."""
-    owners = owning_agents(spans)
-    rows = _priced_call_rows(spans, owners, registry, overrides)
+    parents = parent_rows(spans)
+    owners = owning_agents(spans, parents=parents)
+    rows = _priced_call_rows(spans, owners, registry, overrides, parents=parents)
     return rows, checked(TRACE_AGENT_ROWS_SCHEMA, trace_agents(spans, owners, rows, registry))
 
 
@@ -373,9 +374,14 @@ def priced_call_rows(
 
 
 def _priced_call_rows(
-    spans: pl.DataFrame, owners: pl.DataFrame, registry: Registry, overrides: PriceOverrides | None
+    spans: pl.DataFrame,
+    owners: pl.DataFrame,
+    registry: Registry,
+    overrides: PriceOverrides | None,
+    *,
+    parents: pl.Series | None = None,
 ) -> pl.DataFrame:
-    calls = model_calls(spans)
+    calls = model_calls(spans, parents=parents)
     priced = checked(PRICED_CALLS_SCHEMA, price_calls(calls, overrides))
     attributed = attribute(priced, owners, registry)
     rows = attributed.select(

@@ -217,11 +217,11 @@ def test_a_contract_violation_fails_the_run_loudly_and_keeps_the_previous_findin
     )
     first = run_findings_job(warehouse, registry)
     assert first.opened == 1  # the overdue review
+    # a negative daily sum, where daily_spend reads whole days (the cost job keeps daily_costs)
     warehouse.execute(
-        "INSERT INTO priced_calls (trace_id, span_id, start_time, day, match_status, cost_usd, price_source,"
-        " reported_cost_mismatch, computed_at)"
-        " VALUES ('t', 's', now()::TIMESTAMP, current_date, 'registered',"
-        " -1, 'catalogue', false, now())"
+        "INSERT INTO daily_costs (day, match_status, cost_usd, calls, unpriced_calls, input_tokens,"
+        " output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens)"
+        " VALUES (current_date - 1, 'registered', -1, 1, 0, 0, 0, 0, 0, 0)"
     )
     with pytest.raises(ContractViolation, match="daily spend read by the findings job"):
         run_findings_job(warehouse, registry.__class__())  # an empty registry would resolve the finding

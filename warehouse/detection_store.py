@@ -1,10 +1,10 @@
 """All SQL the findings job reads: who was seen doing what, and what it cost, over a window.
 
 Everything comes from the tables the cost job derives — `trace_agents` (one row per trace and
-owning identity, with what it used) and `priced_calls` — never from raw spans, except the few
-recent calls whose conversation ids the runaway rules need. Each query aggregates in DuckDB so
-the rules receive one row per identity, per usage or per day, not per span. Values travel as
-parameters; the usage kinds are a constant table of list columns.
+owning identity, with what it used), `priced_calls` and their daily sums `daily_costs` — never
+from raw spans, except the few recent calls whose conversation ids the runaway rules need. Each
+query aggregates in DuckDB so the rules receive one row per identity, per usage or per day, not
+per span. Values travel as parameters; the usage kinds are a constant table of list columns.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ USAGE_KINDS = {
     "endpoint": "endpoints",
 }
 _SAMPLES = 3  # sample trace ids quoted as evidence
+# Samples are taken with arg_max(trace_id, time, n), the n latest, and distinct values with
+# list(DISTINCT ...): both keep a few values per group, where list(...) first gathered every trace
+# id and every list of the group — at 10M spans more than the warehouse's 256MB (identities over
+# 30 days held ~420k lists of resource keys).
 
 
 def identities(cur: Cursor, since: datetime) -> pl.DataFrame:
@@ -52,13 +56,13 @@ def identities(cur: Cursor, since: datetime) -> pl.DataFrame:
                 min(first_seen) AS first_seen, max(last_seen) AS last_seen,
                 count(*) AS traces, sum(spans) AS spans, sum(model_calls) AS model_calls,
                 sum(cost_usd) AS cost_usd,
-                list_sort(list_distinct(list(environment))) AS environments,
-                list_sort(list_distinct(flatten(list(services)))) AS services,
-                list_sort(list_distinct(flatten(list(hosts)))) AS hosts,
-                list_sort(list_distinct(flatten(list(tools)))) AS tools,
-                list_distinct(list(resource_keys)) AS resource_key_sets,
+                list_sort(list_distinct(list(DISTINCT environment))) AS environments,
+                list_sort(list_distinct(flatten(list(DISTINCT services)))) AS services,
+                list_sort(list_distinct(flatten(list(DISTINCT hosts)))) AS hosts,
+                list_sort(list_distinct(flatten(list(DISTINCT tools)))) AS tools,
+                list(DISTINCT resource_keys) AS resource_key_sets,
                 bool_or(content_captured) AS content_captured,
-                list(trace_id ORDER BY last_seen DESC)[1:$samples] AS sample_traces
+                arg_max(trace_id, last_seen, $samples) AS sample_traces
            FROM trace_agents WHERE last_seen >= $since
            GROUP BY match_status, agent_id, observed_identity
            ORDER BY observed_identity""",
@@ -82,7 +86,7 @@ def usage(cur: Cursor, since: datetime) -> pl.DataFrame:
     )
     return cur.sql(
         f"""SELECT agent_id, kind, value, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-                count(*) AS traces, list(trace_id ORDER BY last_seen DESC)[1:$samples] AS sample_traces
+                count(*) AS traces, arg_max(trace_id, last_seen, $samples) AS sample_traces
            FROM ({" UNION ALL ".join(parts)}) GROUP BY ALL ORDER BY ALL""",  # noqa: S608 - constant text
         params={"since": since, "samples": _SAMPLES},
     ).pl()
@@ -93,8 +97,10 @@ def usage_first_seen(cur: Cursor, kind: str) -> pl.DataFrame:
     column = USAGE_KINDS[kind]
     return cur.sql(
         f"""SELECT value, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-                list_sort(list_distinct(list(observed_identity))) AS identities,
-                list(trace_id ORDER BY last_seen DESC)[1:$samples] AS sample_traces
+                list_sort(coalesce(
+                    list(DISTINCT observed_identity) FILTER (observed_identity IS NOT NULL), []))
+                    AS identities,
+                arg_max(trace_id, last_seen, $samples) AS sample_traces
            FROM (SELECT unnest({column}) AS value, first_seen, last_seen, observed_identity, trace_id
                  FROM trace_agents)
            GROUP BY value ORDER BY value""",  # noqa: S608 - column from a constant table
@@ -117,15 +123,25 @@ def telemetry_start(cur: Cursor) -> datetime | None:
     return cur.execute("SELECT min(first_seen) FROM trace_agents").fetchall()[0][0]
 
 
+# Whole days come from the daily sums the cost job keeps; the day `since` falls in, unless it begins
+# there, from its priced calls after `since`.
+_DAILY_SPEND = """
+SELECT day, agent_id, match_status, observed_identity, department_id, cost_centre, provider, model,
+       cost_usd AS spend, calls - unpriced_calls AS calls
+FROM daily_costs WHERE day::TIMESTAMP >= $since AND calls > unpriced_calls
+UNION ALL
+SELECT day, agent_id, match_status, observed_identity, department_id, cost_centre, provider, model,
+       sum(cost_usd) AS spend, count(*) AS calls
+FROM priced_calls
+WHERE day = $since::DATE AND day::TIMESTAMP < $since AND start_time >= $since AND cost_usd IS NOT NULL
+GROUP BY ALL
+ORDER BY ALL
+"""
+
+
 def daily_spend(cur: Cursor, since: datetime) -> pl.DataFrame:
     """Priced spend per UTC day and every dimension a budget or anomaly is kept on, since `since`."""
-    return cur.sql(
-        """SELECT day, agent_id, match_status, observed_identity, department_id, cost_centre,
-                provider, model, sum(cost_usd) AS spend, count(*) AS calls
-           FROM priced_calls WHERE start_time >= $since AND cost_usd IS NOT NULL
-           GROUP BY ALL ORDER BY ALL""",
-        params={"since": since},
-    ).pl()
+    return cur.sql(_DAILY_SPEND, params={"since": since}).pl()
 
 
 def unpriced_calls(cur: Cursor, since: datetime) -> pl.DataFrame:
@@ -133,8 +149,9 @@ def unpriced_calls(cur: Cursor, since: datetime) -> pl.DataFrame:
     return cur.sql(
         """SELECT provider, model, any_value(unpriced_reason) AS reason, count(*) AS calls,
                 min(start_time) AS first_seen, max(start_time) AS last_seen,
-                list_sort(list_distinct(list(coalesce(agent_id, observed_identity)))) AS agents,
-                list(trace_id ORDER BY start_time DESC)[1:$samples] AS sample_traces
+                list_sort(coalesce(list(DISTINCT coalesce(agent_id, observed_identity))
+                    FILTER (coalesce(agent_id, observed_identity) IS NOT NULL), [])) AS agents,
+                arg_max(trace_id, start_time, $samples) AS sample_traces
            FROM priced_calls WHERE start_time >= $since AND cost_usd IS NULL
            GROUP BY provider, model ORDER BY ALL""",
         params={"since": since, "samples": _SAMPLES},
@@ -145,7 +162,7 @@ def cost_mismatches(cur: Cursor, since: datetime) -> pl.DataFrame:
     """Calls whose own reported cost disagrees with ours since `since`, per provider and model."""
     return cur.sql(
         """SELECT provider, model, count(*) AS calls, sum(cost_usd) AS our_cost,
-                list(trace_id ORDER BY start_time DESC)[1:$samples] AS sample_traces
+                arg_max(trace_id, start_time, $samples) AS sample_traces
            FROM priced_calls WHERE start_time >= $since AND reported_cost_mismatch
            GROUP BY provider, model ORDER BY ALL""",
         params={"since": since, "samples": _SAMPLES},
