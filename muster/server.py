@@ -26,6 +26,7 @@ from collector.asgi_server import AsgiServer
 from collector.credentials import IngestCredentials
 from collector.grpc_receiver import GrpcReceiver
 from collector.http_receiver import http_receiver
+from collector.normalise import Limits
 from collector.pipeline import Ingest, IngestStats
 from muster.api import create_app
 from muster.auth import ensure_admin_token
@@ -170,6 +171,13 @@ class Server:
             max_request_bytes=settings.max_request_bytes,
             queue_bytes=settings.ingest_queue_bytes,
             retry_after=settings.retry_after_seconds,
+            limits=Limits(
+                max_attributes=settings.max_attributes_per_item,
+                max_value_length=settings.max_attribute_value_length,
+                max_depth=settings.max_attribute_depth,
+                max_events=settings.max_events_per_span,
+                max_links=settings.max_links_per_span,
+            ),
         )
 
     def _listeners(self, ingest: Ingest, api: FastAPI) -> list:

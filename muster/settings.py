@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     retry_after_seconds: float = Field(
         1.0, gt=0, description="Back-off suggested to throttled exporters (RetryInfo / Retry-After)."
     )
+    max_attributes_per_item: int = Field(
+        128,
+        ge=1,
+        description="Attributes kept per span, event, link, log record, data point, resource or scope.",
+    )
+    max_attribute_value_length: int = Field(
+        64 * 1024,
+        ge=1,
+        description="Longest attribute value kept: characters, bytes, or elements of an array or map.",
+    )
+    max_attribute_depth: int = Field(
+        32, ge=1, le=100, description="Deepest nesting of arrays and maps inside one attribute value."
+    )
+    max_events_per_span: int = Field(128, ge=0, description="Events kept per span; the rest are counted.")
+    max_links_per_span: int = Field(128, ge=0, description="Links kept per span; the rest are counted.")
 
     jobs_interval_seconds: float = Field(
         30.0,
