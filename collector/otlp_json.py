@@ -21,8 +21,10 @@ would spend ~30 s on a million attributes) and the rest added to the item's drop
 and links beyond their limits likewise. An array or map nested at the depth limit is emptied
 (ParseDict recurses; the normaliser then replaces it by its marker and counts it). An `intValue`
 beyond int64 — a JSON number orjson reads as a double, or a string of digits — becomes that
-`doubleValue`, so one absurd token count costs a NULL in its column, not the request. JSON nested
-deeper than orjson's 1,024 levels is not parsed at all: the request is refused with that reason.
+`doubleValue`, so one absurd token count costs a NULL in its column, not the request; a timestamp
+beyond fixed64 (year 9999) becomes the largest, so its item is rejected alone. JSON nested
+deeper than orjson's 1,024 levels (~340 levels of AnyValue arrays) is not parsed at all: the request
+is refused with that reason.
 """
 
 from __future__ import annotations
@@ -181,6 +183,7 @@ def _apply_limits(signal: str, document: dict[str, Any], limits: Limits) -> None
         return
     for item, _ in _nested(document, outer, inner, leaf):
         _limit_attributes(item, limits)
+        _limit_times(item)
         if signal == "logs":
             _limit_value(item.get("body"), 0, limits)
             continue
@@ -255,6 +258,30 @@ def _fix_int(value: dict[str, Any], number: Any) -> None:
     value.pop("intValue", None)
     value.pop("int_value", None)
     value["doubleValue"] = float(exact)
+
+
+_TIMES = (
+    "startTimeUnixNano",
+    "start_time_unix_nano",
+    "endTimeUnixNano",
+    "end_time_unix_nano",
+    "timeUnixNano",
+    "time_unix_nano",
+    "observedTimeUnixNano",
+    "observed_time_unix_nano",
+)
+_UINT64_MAX = (1 << 64) - 1
+
+
+def _limit_times(item: dict[str, Any]) -> None:
+    """A timestamp beyond fixed64 (year 9999 in nanoseconds) becomes the largest one, so the
+    normaliser rejects just this item as beyond int64, instead of ParseDict the whole request."""
+    for name in _TIMES:
+        value = item.get(name)
+        if isinstance(value, str) and value.isdigit() and len(value) >= 20:
+            value = int(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > _UINT64_MAX:
+            item[name] = _UINT64_MAX
 
 
 def _add_dropped(item: dict[str, Any], names: tuple[str, ...], extra: int) -> None:
