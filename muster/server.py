@@ -190,6 +190,9 @@ class Server:
                 port=settings.otlp_grpc_port,
                 max_message_bytes=settings.max_request_bytes,
                 tls=tls,
+                max_concurrent_streams=settings.grpc_max_concurrent_streams,
+                max_connection_idle=settings.grpc_max_connection_idle_seconds,
+                max_metadata_bytes=settings.grpc_max_metadata_bytes,
             ),
             http_receiver(
                 ingest,
@@ -197,8 +200,19 @@ class Server:
                 port=settings.otlp_http_port,
                 max_request_bytes=settings.max_request_bytes,
                 tls=tls,
+                header_timeout=settings.http_header_timeout_seconds,
+                body_timeout=settings.http_body_timeout_seconds,
+                keep_alive=settings.http_keep_alive_seconds,
             ),
-            AsgiServer(api, host=settings.host, port=settings.api_port, name="API", tls=tls),
+            AsgiServer(
+                api,
+                host=settings.host,
+                port=settings.api_port,
+                name="API",
+                tls=tls,
+                header_timeout=settings.http_header_timeout_seconds,
+                keep_alive=settings.http_keep_alive_seconds,
+            ),
         ]
 
     def _write_runtime(self, ports: dict[str, int]) -> None:

@@ -86,6 +86,24 @@ class Settings(BaseSettings):
     )
     max_events_per_span: int = Field(128, ge=0, description="Events kept per span; the rest are counted.")
     max_links_per_span: int = Field(128, ge=0, description="Links kept per span; the rest are counted.")
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="Seconds an HTTP client has to send a request's headers (slowloris guard)."
+    )
+    http_body_timeout_seconds: float = Field(
+        60.0, gt=0, description="Seconds an OTLP/HTTP client has to send a request's body; else 408."
+    )
+    http_keep_alive_seconds: float = Field(
+        5.0, gt=0, description="Seconds an idle HTTP keep-alive connection stays open."
+    )
+    grpc_max_concurrent_streams: int = Field(
+        100, ge=1, description="Concurrent OTLP/gRPC calls one connection may have in flight."
+    )
+    grpc_max_connection_idle_seconds: float = Field(
+        300.0, gt=0, description="Seconds before an OTLP/gRPC connection with no calls is closed."
+    )
+    grpc_max_metadata_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest OTLP/gRPC request metadata (headers) accepted."
+    )
 
     jobs_interval_seconds: float = Field(
         30.0,
