@@ -712,9 +712,15 @@ class _DecodedAttributes(dict[bytes, tuple[Any, Any]]):
         Cheaper than decoding on a miss during the row loop: the dict finds the new ones in C
         and there is no per-miss `__missing__` dispatch.
         """
-        decode = self._decode
+        lim, cut, undecodable = self.lim, self.cut, (_UNDECODABLE, None)
+        before = lim.cuts
         for raw in filterfalse(self.__contains__, chain.from_iterable(raw_lists)):
-            self[raw] = decode(raw)  # storing it makes a repeat later in the chain a hit
+            try:  # storing it makes a repeat later in the chain a hit
+                self[raw] = _keyvalue(raw, lim)
+            except _UndecodableAttribute:
+                self[raw] = undecodable
+            if lim.cuts != before:
+                cut[raw], before = lim.cuts - before, lim.cuts
 
     def cuts(self, raws: Iterable[bytes]) -> int:
         """How many values of these KeyValues were cut (0 at once when none of the request's were)."""
