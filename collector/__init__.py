@@ -15,6 +15,7 @@ from collector.errors import (
 )
 from collector.grpc_receiver import GrpcReceiver
 from collector.http_receiver import http_receiver
+from collector.normalise import Limits
 from collector.pipeline import ExportResult, Ingest, IngestStats
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Ingest",
     "IngestStats",
     "InvalidData",
+    "Limits",
     "PayloadTooLarge",
     "Throttled",
     "Unauthenticated",

@@ -11,7 +11,14 @@ import zlib
 from typing import Literal
 
 from collector.errors import InvalidData, PayloadTooLarge, UnsupportedMediaType
-from collector.normalise import Normalised, normalise_logs, normalise_metrics, normalise_traces
+from collector.normalise import (
+    DEFAULT_LIMITS,
+    Limits,
+    Normalised,
+    normalise_logs,
+    normalise_metrics,
+    normalise_traces,
+)
 from collector.otlp_json import parse_json
 
 Signal = Literal["traces", "metrics", "logs"]
@@ -23,13 +30,23 @@ _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _CHUNK = 1024 * 1024
 
 
-def decode(signal: Signal, body: bytes, fmt: Format, encoding: str | None, limit: int) -> Normalised:
-    """Turn one export body into rows; raise an `ExportError` if the whole request is unusable."""
+def decode(
+    signal: Signal,
+    body: bytes,
+    fmt: Format,
+    encoding: str | None,
+    limit: int,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Normalised:
+    """Turn one export body into rows; raise an `ExportError` if the whole request is unusable.
+
+    `limit` bounds the decompressed body; `limits` what one item may carry (cut and recorded).
+    """
     raw = decompress(body, encoding, limit)
     # Protobuf bodies go to the normaliser as bytes: it parses them itself, leaving attribute
     # values undecoded until needed, which is cheaper than a full parse first.
-    request = parse_json(signal, raw) if fmt == "json" else raw
-    return _NORMALISERS[signal](request)
+    request = parse_json(signal, raw, limits) if fmt == "json" else raw
+    return _NORMALISERS[signal](request, limits)
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:

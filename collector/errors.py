@@ -9,6 +9,7 @@ so the gRPC and HTTP receivers answer the same failure the same way (see CONVENT
     ├── PayloadTooLarge      permanent   RESOURCE_EXHAUSTED  413  (no RetryInfo: do not retry)
     ├── UnsupportedMediaType permanent   INVALID_ARGUMENT    415
     ├── Unauthenticated      permanent   UNAUTHENTICATED     401
+    ├── BodyTimeout          permanent   DEADLINE_EXCEEDED   408  (HTTP only: a body trickled too slowly)
     ├── Throttled            retryable   UNAVAILABLE         503  (+ RetryInfo / Retry-After)
     └── Unavailable          retryable   UNAVAILABLE         503  (+ RetryInfo / Retry-After)
 """
@@ -57,6 +58,13 @@ class Unauthenticated(ExportError):
 
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
     http_status = 401
+
+
+class BodyTimeout(ExportError):
+    """The client did not send its whole body in time (a slow or stalled client)."""
+
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    http_status = 408
 
 
 class Throttled(ExportError):

@@ -76,11 +76,21 @@ class GrpcReceiver:
         port: int,
         max_message_bytes: int,
         tls: tuple[Path, Path] | None = None,
+        max_concurrent_streams: int = 100,
+        max_connection_idle: float = 300.0,
+        max_metadata_bytes: int = 16 * 1024,
     ) -> None:
         self._ingest = ingest
         self._tls = tls  # (certificate chain, private key), PEM
         self._address = f"{host}:{port}"
         self._max_message_bytes = max_message_bytes
+        # Hostile clients: streams per connection, idle connections and header (metadata) size
+        # are bounded; grpc-core already drops connections that speak garbage instead of HTTP/2.
+        self._limits = [
+            ("grpc.max_concurrent_streams", max_concurrent_streams),
+            ("grpc.max_connection_idle_ms", int(max_connection_idle * 1000)),
+            ("grpc.max_metadata_size", max_metadata_bytes),
+        ]
         self._server: grpc.aio.Server | None = None
         self.port: int | None = None
 
@@ -91,6 +101,7 @@ class GrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", self._max_message_bytes),
                 ("grpc.so_reuseport", 0),
+                *self._limits,
             ]
         )
         server.add_generic_rpc_handlers([self._handler(name, signal) for name, signal in _SERVICES.items()])

@@ -164,9 +164,11 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from collector.errors import InvalidData
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "LOG_RECORD_SCHEMA",
     "METRIC_POINT_SCHEMA",
     "SPAN_SCHEMA",
+    "Limits",
     "Normalised",
     "Reject",
     "normalise_logs",
@@ -302,6 +304,49 @@ LOG_RECORD_SCHEMA = _schema(
     ("scope_attributes", _BLOCK_STR),
     ("dropped_attributes_count", pa.uint32()),
 )
+
+
+# --------------------------------------------------------------------------------------------
+# Limits: what one item may carry (see "Limits" in the module docstring)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one span, event, link, log record, data point, resource or scope may carry.
+
+    Defaults follow the OpenTelemetry SDK's span limits where it has them (128 attributes, events
+    and links); the SDK leaves value length unlimited, which a server receiving from strangers
+    cannot, so values are cut at 64 KiB. A frozen dataclass so it pickles to the decode workers.
+    """
+
+    max_attributes: int = 128  # attributes per item; the rest dropped and counted
+    max_value_length: int = 64 * 1024  # characters of a string, bytes of bytes, elements of a list or map
+    max_depth: int = 32  # nesting of arrays and maps inside one value
+    max_events: int = 128  # events per span
+    max_links: int = 128  # links per span
+
+
+DEFAULT_LIMITS = Limits()
+TRUNCATED = "muster.truncated"  # attribute added to an item: how many of its values were cut
+DROPPED = "muster.dropped_attributes"  # on items with no dropped_attributes_count column
+_UINT32_MAX = (1 << 32) - 1
+
+
+def _clamp32(n: int) -> int:
+    """A count for a uint32 column: a sender's count plus ours must not overflow it."""
+    return n if n <= _UINT32_MAX else _UINT32_MAX
+
+
+class _Limiter:
+    """The limits of one request, and a running count of the values they cut."""
+
+    __slots__ = ("cuts", "max_depth", "max_length")
+
+    def __init__(self, limits: Limits) -> None:
+        self.max_length = limits.max_value_length
+        self.max_depth = limits.max_depth
+        self.cuts = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,7 +500,6 @@ def _shadow(cls: type[Message], request: Message | bytes | bytearray | memoryvie
 # AnyValue → JSON-ready Python values
 # --------------------------------------------------------------------------------------------
 
-_MAX_DEPTH = 64
 _DEPTH_MARKER = "<nesting depth limit exceeded>"
 _ABSENT = object()  # dict key that is never an attribute name; maps to None for plan getters
 
@@ -466,11 +510,15 @@ def _nonfinite(x: float) -> str:
     return "Infinity" if x > 0 else "-Infinity"
 
 
-def _any_value(v: common_pb2.AnyValue, depth: int = 0) -> Any:
-    """A real AnyValue as a JSON-ready value (the slow, general path)."""
+def _any_value(v: common_pb2.AnyValue, lim: _Limiter, depth: int = 0) -> Any:
+    """A real AnyValue as a JSON-ready value (the slow, general path), cut to the limits."""
     kind = v.WhichOneof("value")
     if kind == "string_value":
-        return v.string_value
+        text = v.string_value
+        if len(text) > lim.max_length:
+            lim.cuts += 1
+            return text[: lim.max_length]
+        return text
     if kind == "int_value":
         return v.int_value
     if kind == "double_value":
@@ -481,19 +529,44 @@ def _any_value(v: common_pb2.AnyValue, depth: int = 0) -> Any:
     if kind is None:
         return None
     if kind == "bytes_value":
-        return base64.b64encode(v.bytes_value).decode("ascii")
+        data = v.bytes_value
+        if len(data) > lim.max_length:
+            lim.cuts += 1
+            data = data[: lim.max_length]
+        return base64.b64encode(data).decode("ascii")
     if kind == "string_value_strindex":
         return {"string_value_strindex": v.string_value_strindex}
-    if depth >= _MAX_DEPTH:
+    if depth >= lim.max_depth:
+        lim.cuts += 1
         return _DEPTH_MARKER
     if kind == "array_value":
-        return [_any_value(x, depth + 1) for x in v.array_value.values]
-    return {kv.key: _any_value(kv.value, depth + 1) for kv in v.kvlist_value.values}
+        return [_any_value(x, lim, depth + 1) for x in _elements(v.array_value.values, lim)]
+    return {kv.key: _any_value(kv.value, lim, depth + 1) for kv in _elements(v.kvlist_value.values, lim)}
 
 
-def _attribute_dict(kvs: Iterable[common_pb2.KeyValue]) -> dict[str, Any]:
-    """Real KeyValues as a dict; a repeated key keeps its last value."""
-    return {kv.key: _any_value(kv.value) for kv in kvs}
+def _elements(values: Any, lim: _Limiter) -> Any:
+    """The elements of an array or map value, at most max_length of them."""
+    if len(values) > lim.max_length:
+        lim.cuts += 1
+        return values[: lim.max_length]
+    return values
+
+
+def _attribute_dict(kvs: Any, limits: Limits, dropped: int = 0) -> dict[str, Any]:
+    """Real KeyValues as a dict (a repeated key keeps its last value), limits applied and recorded.
+
+    `dropped`: attributes the sender already dropped, recorded with ours.
+    """
+    lim = _Limiter(limits)
+    n = len(kvs)
+    kept = kvs[: limits.max_attributes] if n > limits.max_attributes else kvs
+    attrs = {kv.key: _any_value(kv.value, lim) for kv in kept}
+    dropped += max(n - limits.max_attributes, 0)
+    if dropped:
+        attrs[DROPPED] = dropped
+    if lim.cuts:
+        attrs[TRUNCATED] = lim.cuts
+    return attrs
 
 
 class _UndecodableAttribute(ValueError):
@@ -517,37 +590,38 @@ def _varint(b: bytes, i: int) -> tuple[int, int]:
             raise IndexError("varint too long")
 
 
-def _keyvalue_slow(raw: bytes, depth: int = 0) -> tuple[str, Any]:
+def _keyvalue_slow(raw: bytes, lim: _Limiter, depth: int = 0) -> tuple[str, Any]:
     """A serialized KeyValue of any shape, nested values unwrapped under the depth guard."""
     try:
         kv = _ShadowKeyValue.FromString(raw)
     except DecodeError as exc:
         raise _UndecodableAttribute(str(exc)) from exc
-    return kv.key, _shadow_any_value(kv.value, depth)
+    return kv.key, _shadow_any_value(kv.value, lim, depth)
 
 
-def _any_value_bytes(raw: bytes, depth: int = 0) -> Any:
+def _any_value_bytes(raw: bytes, lim: _Limiter, depth: int = 0) -> Any:
     """A serialized AnyValue (a log body, an array element) as a JSON-ready value."""
     try:
         value = _ShadowAnyValue.FromString(raw)
     except DecodeError as exc:
         raise _UndecodableAttribute(str(exc)) from exc
-    return _shadow_any_value(value, depth)
+    return _shadow_any_value(value, lim, depth)
 
 
-def _shadow_any_value(v: Any, depth: int) -> Any:
+def _shadow_any_value(v: Any, lim: _Limiter, depth: int) -> Any:
     """A shadow AnyValue (nested elements still serialized) as a JSON-ready value."""
     kind = v.WhichOneof("value")
     if kind == "array_value" or kind == "kvlist_value":
-        if depth >= _MAX_DEPTH:
+        if depth >= lim.max_depth:
+            lim.cuts += 1
             return _DEPTH_MARKER
         if kind == "array_value":
-            return [_any_value_bytes(x, depth + 1) for x in v.array_value.values]
-        return dict(_keyvalue_slow(x, depth + 1) for x in v.kvlist_value.values)
-    return _any_value(v, depth)
+            return [_any_value_bytes(x, lim, depth + 1) for x in _elements(v.array_value.values, lim)]
+        return dict(_keyvalue_slow(x, lim, depth + 1) for x in _elements(v.kvlist_value.values, lim))
+    return _any_value(v, lim, depth)
 
 
-def _keyvalue(raw: bytes) -> tuple[str, Any]:
+def _keyvalue(raw: bytes, lim: _Limiter) -> tuple[str, Any]:
     """A serialized KeyValue as (key, value).
 
     Reads the layout every protobuf encoder produces for a scalar attribute — key (field 1),
@@ -574,7 +648,8 @@ def _keyvalue(raw: bytes) -> tuple[str, Any]:
                                 return key, raw[q + 2 :].decode()
                         else:
                             size, r = _varint(raw, q + 1)
-                            if r + size == n:
+                            # (a string of at most max_length bytes has at most as many characters)
+                            if r + size == n and size <= lim.max_length:
                                 return key, raw[r:].decode()
                     elif tag == 0x18:  # int_value: two's complement in a 64-bit varint
                         if size == 2 and raw[q + 1] < 0x80:
@@ -591,26 +666,44 @@ def _keyvalue(raw: bytes) -> tuple[str, Any]:
                         return key, raw[q + 1] == 1
     except (IndexError, UnicodeDecodeError):
         pass
-    return _keyvalue_slow(raw)
+    return _keyvalue_slow(raw, lim)
 
 
 _UNDECODABLE = object()  # key of the pair cached for a KeyValue that cannot be decoded
 
 
-def _keyvalue_or_marker(raw: bytes) -> tuple[Any, Any]:
+def _keyvalue_or_marker(raw: bytes, lim: _Limiter) -> tuple[Any, Any]:
     try:
-        return _keyvalue(raw)
+        return _keyvalue(raw, lim)
     except _UndecodableAttribute:
         return _UNDECODABLE, None
 
 
 class _DecodedAttributes(dict[bytes, tuple[Any, Any]]):
-    """Serialized KeyValue → (key, value), each distinct one decoded once. One per request."""
+    """Serialized KeyValue → (key, value), each distinct one decoded once. One per request.
 
-    __slots__ = ()
+    Values are cut to the request's limits; `cut` maps each KeyValue whose value was cut to the
+    number of cuts, so the items carrying it can record them (empty in the usual request).
+    """
+
+    __slots__ = ("cut", "lim", "limits")
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        super().__init__()
+        self.limits = limits
+        self.lim = _Limiter(limits)
+        self.cut: dict[bytes, int] = {}
+
+    def _decode(self, raw: bytes) -> tuple[Any, Any]:
+        lim = self.lim
+        before = lim.cuts
+        pair = _keyvalue_or_marker(raw, lim)
+        if lim.cuts != before:
+            self.cut[raw] = lim.cuts - before
+        return pair
 
     def __missing__(self, raw: bytes) -> tuple[Any, Any]:
-        pair = self[raw] = _keyvalue_or_marker(raw)
+        pair = self[raw] = self._decode(raw)
         return pair
 
     def prime(self, raw_lists: Iterable[Iterable[bytes]]) -> None:
@@ -619,19 +712,43 @@ class _DecodedAttributes(dict[bytes, tuple[Any, Any]]):
         Cheaper than decoding on a miss during the row loop: the dict finds the new ones in C
         and there is no per-miss `__missing__` dispatch.
         """
-        decode, undecodable = _keyvalue, (_UNDECODABLE, None)
+        lim, cut, undecodable = self.lim, self.cut, (_UNDECODABLE, None)
+        before = lim.cuts
         for raw in filterfalse(self.__contains__, chain.from_iterable(raw_lists)):
             try:  # storing it makes a repeat later in the chain a hit
-                self[raw] = decode(raw)
+                self[raw] = _keyvalue(raw, lim)
             except _UndecodableAttribute:
                 self[raw] = undecodable
+            if lim.cuts != before:
+                cut[raw], before = lim.cuts - before, lim.cuts
 
-    def attributes(self, raws: Iterable[bytes]) -> dict[str, Any]:
-        """The KeyValues as a dict (last duplicate wins); _UndecodableAttribute if one is bad."""
+    def cuts(self, raws: Iterable[bytes]) -> int:
+        """How many values of these KeyValues were cut (0 at once when none of the request's were)."""
+        cut = self.cut
+        return sum(cut.get(raw, 0) for raw in raws) if cut else 0
+
+    def attributes(
+        self, raws: Any, dropped_key: str | None = None, sender_dropped: int = 0
+    ) -> tuple[dict[str, Any], int]:
+        """The KeyValues as a dict (last duplicate wins) and how many were dropped over the limit.
+
+        Cut values are recorded as `muster.truncated`; with `dropped_key`, dropped attributes
+        (ours plus `sender_dropped`) are recorded under it too, for items that have no dropped
+        count column of their own. _UndecodableAttribute if one is bad.
+        """
+        n, most = len(raws), self.limits.max_attributes
+        if n > most:
+            raws = raws[:most]
         attrs = dict(map(self.__getitem__, raws))
         if _UNDECODABLE in attrs:
             raise _UndecodableAttribute("attribute cannot be decoded")
-        return attrs
+        cuts = self.cuts(raws)
+        if cuts:
+            attrs[TRUNCATED] = cuts
+        dropped = max(n - most, 0)
+        if dropped_key and (dropped or sender_dropped):
+            attrs[dropped_key] = dropped + sender_dropped
+        return attrs, dropped
 
 
 _dumps = orjson.dumps
@@ -709,7 +826,7 @@ def _resource(attrs: dict[str, Any], serialized: bytes, error: str | None = None
 
 def _shadow_resource(resource: Any, kv: _DecodedAttributes) -> _Resource:
     try:
-        attrs = kv.attributes(resource.attributes)
+        attrs, _ = kv.attributes(resource.attributes, DROPPED, resource.dropped_attributes_count)
     except _UndecodableAttribute:
         return _resource({}, b"", "resource attribute cannot be decoded (invalid UTF-8?)")
     return _resource(attrs, resource.SerializeToString(deterministic=True))
@@ -726,7 +843,7 @@ class _Scope:
 
 def _shadow_scope(scope: Any, kv: _DecodedAttributes) -> _Scope:
     try:
-        attrs = kv.attributes(scope.attributes)
+        attrs, _ = kv.attributes(scope.attributes, DROPPED, scope.dropped_attributes_count)
     except _UndecodableAttribute:
         return _Scope(None, None, b"{}", b"", "scope attribute cannot be decoded (invalid UTF-8?)")
     return _Scope(
@@ -734,11 +851,11 @@ def _shadow_scope(scope: Any, kv: _DecodedAttributes) -> _Scope:
     )
 
 
-def _real_scope(scope: common_pb2.InstrumentationScope) -> _Scope:
+def _real_scope(scope: common_pb2.InstrumentationScope, limits: Limits) -> _Scope:
     return _Scope(
         scope.name or None,
         scope.version or None,
-        _json(_attribute_dict(scope.attributes)),
+        _json(_attribute_dict(scope.attributes, limits, scope.dropped_attributes_count)),
         scope.SerializeToString(deterministic=True),
     )
 
@@ -1257,13 +1374,13 @@ def _events_json(events: Any, kv: _DecodedAttributes, want_exception: bool) -> t
     out = []
     exception_type = None
     for e in events:
-        attrs = kv.attributes(e.attributes)
+        attrs, dropped = kv.attributes(e.attributes)
         out.append(
             {
                 "time_unix_nano": e.time_unix_nano,
                 "name": e.name,
                 "attributes": attrs,
-                "dropped_attributes_count": e.dropped_attributes_count,
+                "dropped_attributes_count": _clamp32(e.dropped_attributes_count + dropped),
             }
         )
         if want_exception and exception_type is None and e.name == "exception":
@@ -1278,14 +1395,15 @@ def _links_json(links: Any, kv: _DecodedAttributes) -> tuple[bytes | None, int]:
         tid, sid = link.trace_id, link.span_id
         if len(tid) != 16 or tid == _ZERO_TRACE or len(sid) != 8 or sid == _ZERO_SPAN:
             continue
+        attrs, dropped = kv.attributes(link.attributes)
         out.append(
             {
                 "trace_id": tid.hex(),
                 "span_id": sid.hex(),
                 "trace_state": link.trace_state,
-                "attributes": kv.attributes(link.attributes),
+                "attributes": attrs,
                 "flags": link.flags,
-                "dropped_attributes_count": link.dropped_attributes_count,
+                "dropped_attributes_count": _clamp32(link.dropped_attributes_count + dropped),
             }
         )
     return (_json(out) if out else None), len(links) - len(out)
@@ -1330,8 +1448,12 @@ def _append_span_rows(
     shows. Column-wide work (numbers, mappings, fallbacks) happens later, once per column.
     """
     spans = list(spans)  # keep the wrappers: each iteration of the container makes new ones
-    raw_lists = [list(s.attributes) for s in spans]
+    limits = kv.limits
+    most, most_events, most_links = limits.max_attributes, limits.max_events, limits.max_links
+    # (slicing first: attributes over the limit are never even turned into Python objects)
+    raw_lists = [list(s.attributes[:most]) for s in spans]
     kv.prime(raw_lists)
+    cuts = kv.cuts
     plans, make_plan, known = _PLANS, _plan, _KNOWN.intersection
     decoded = kv.__getitem__
     dumps = _dumps
@@ -1362,27 +1484,40 @@ def _append_span_rows(
             rejects[service, _time_problem(start, end)] += 1
             continue
         attrs = dict(map(decoded, raws))
+        dropped_attributes = s.dropped_attributes_count
         try:
             if undecodable in attrs:
                 raise _UndecodableAttribute("attribute cannot be decoded")
             status = s.status
             code, message = statuses[status] if status else ("unset", None)
             events = s.events
+            dropped_events = s.dropped_events_count
             exception_type = None
             if events:
+                if len(events) > most_events:
+                    dropped_events = _clamp32(dropped_events + len(events) - most_events)
+                    events = events[:most_events]
                 events_json, exception_type = _events_json(events, kv, code == "error")
             else:
                 events_json = None
             links = s.links
             dropped_links = s.dropped_links_count
             if links:
+                if len(links) > most_links:
+                    dropped_links += len(links) - most_links
+                    links = links[:most_links]
                 links_json, invalid_links = _links_json(links, kv)
-                dropped_links += invalid_links
+                dropped_links = _clamp32(dropped_links + invalid_links)
             else:
                 links_json = None
         except _UndecodableAttribute:
             rejects[service, "attribute or status cannot be decoded (invalid UTF-8?)"] += 1
             continue
+        if len(raws) == most:  # maybe more were sent: the rest are dropped and counted
+            dropped_attributes = _clamp32(dropped_attributes + len(s.attributes) - most)
+        cut = cuts(raws)
+        if cut:
+            attrs[TRUNCATED] = cut
         names = known(attrs)
         plan = plans.get(names) or make_plan(names)
         attrs_json = dumps(attrs)
@@ -1404,8 +1539,8 @@ def _append_span_rows(
                 attrs_json,
                 events_json,
                 links_json,
-                s.dropped_attributes_count,
-                s.dropped_events_count,
+                dropped_attributes,
+                dropped_events,
                 dropped_links,
                 exception_type,
                 plan[1],
@@ -1549,8 +1684,12 @@ class _SpanFields:
     attr_size: np.ndarray
 
 
-def _scan_spans(joined: bytes, starts: np.ndarray, ends: np.ndarray) -> _SpanFields:
-    """Read every span's fields, assuming field-number order; mark spans that do not fit."""
+def _scan_spans(joined: bytes, starts: np.ndarray, ends: np.ndarray, max_attributes: int) -> _SpanFields:
+    """Read every span's fields, assuming field-number order; mark spans that do not fit.
+
+    Spans with more than `max_attributes` attributes do not fit: the per-span path drops the
+    rest and counts them.
+    """
     buf = np.frombuffer(joined, _U8)
     word, dword = _words(joined)
     n = len(starts)
@@ -1626,7 +1765,7 @@ def _scan_spans(joined: bytes, starts: np.ndarray, ends: np.ndarray) -> _SpanFie
     # Attributes (field 9, repeated): step k reads the k-th attribute of every span having one.
     spans, offsets, sizes = [], [], []
     active = np.flatnonzero(present(0x4A))
-    for _ in range(_MAX_ATTRIBUTE_STEPS):
+    for _ in range(min(_MAX_ATTRIBUTE_STEPS, max_attributes)):
         if not len(active):
             break
         value, size = _varint12(buf, pos[active] + 1)
@@ -1638,7 +1777,7 @@ def _scan_spans(joined: bytes, starts: np.ndarray, ends: np.ndarray) -> _SpanFie
         after = at + value
         pos[active] = after
         active = active[(after < ends[active]) & (buf[after] == 0x4A)]
-    usable[active] = False  # more attributes than steps: span by span
+    usable[active] = False  # more attributes than steps (or the limit): span by span
     dropped_attributes = varint_field(0x50)
     events = repeated_field(0x5A)
     dropped_events = varint_field(0x60)
@@ -1741,6 +1880,7 @@ class _Attributes:
     number: np.ndarray  # int64, meaningful where kind is _INTEGER
     python: dict[int, Any]  # the JSON-ready value where kind is _PYTHON
     fragments: pa.Array  # ',"key":value', the KeyValue's part of an attributes JSON object
+    cut: np.ndarray  # bool per distinct KeyValue: the limits cut its value (left to the per-span path)
 
     def value(self, i: int) -> Any:
         """The JSON-ready value of KeyValue i, as the per-span path has it."""
@@ -1763,12 +1903,15 @@ def _concatenated(pieces: pa.Array, index: np.ndarray, first: np.ndarray) -> pa.
     return pa.StringArray.from_buffers(len(first), pa.py_buffer(bounds), taken.buffers()[2])
 
 
-def _decode_keyvalues(distinct: pa.Array) -> _Attributes:
+def _decode_keyvalues(distinct: pa.Array, lim: _Limiter) -> _Attributes:
     """Decode distinct KeyValues: the usual shapes column-wise, the rest with `_keyvalue`."""
     d = len(distinct)
+    cut = np.zeros(d, bool)
     if not d:
         none = np.zeros(0, _I64)
-        return _Attributes(none, [], none.astype(np.int8), pa.nulls(1, _STR), none, {}, pa.array([], _STR))
+        return _Attributes(
+            none, [], none.astype(np.int8), pa.nulls(1, _STR), none, {}, pa.array([], _STR), cut
+        )
     distinct = distinct.cast(pa.binary())
     offsets = np.frombuffer(distinct.buffers()[1], np.int32, d + 1, 4 * distinct.offset).astype(_I64)
     data = distinct.buffers()[2]
@@ -1789,6 +1932,7 @@ def _decode_keyvalues(distinct: pa.Array) -> _Attributes:
     inner = e - r - 1
     str_size, str_len = _varint12(body, r + 1)
     is_str = (tag == 0x0A) & (str_len > 0) & (r + 1 + str_len + str_size == e)
+    is_str &= str_size <= lim.max_length  # longer ones are cut by `_keyvalue`
     number, number_ok = _varints(body, r + 1, np.where(tag == 0x18, inner, 0))
     is_int = (tag == 0x18) & number_ok
     is_double = (tag == 0x21) & (inner == 8)
@@ -1860,7 +2004,9 @@ def _decode_keyvalues(distinct: pa.Array) -> _Attributes:
     for i in np.flatnonzero(is_bool & fits).tolist():
         python[i] = bool(body[r[i] + 1])
     for i in np.flatnonzero(~fits).tolist():  # other shapes: the general decoder
-        name, value = _keyvalue_or_marker(distinct[i].as_py())
+        before = lim.cuts
+        name, value = _keyvalue_or_marker(distinct[i].as_py(), lim)
+        cut[i] = lim.cuts != before
         if name is _UNDECODABLE:
             key[i] = -1
             continue
@@ -1894,7 +2040,7 @@ def _decode_keyvalues(distinct: pa.Array) -> _Attributes:
     index[first + 1] = json_at
     index[first[quoted] + 2] = jsons_n + 2 * k + 1
     fragments = _concatenated(pieces, index, first)
-    return _Attributes(key, names, kind, text_values, number, python, fragments)
+    return _Attributes(key, names, kind, text_values, number, python, fragments, cut)
 
 
 def _or_per_span(values: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
@@ -2012,10 +2158,11 @@ def _vector_columns(
     attr_span = fields.attr_span[picked]
     encoded = pc.dictionary_encode(_byte_ranges(data, word, fields.attr_at[picked], fields.attr_size[picked]))
     attr_kv = np.asarray(encoded.indices).astype(_I64)
-    attrs = _decode_keyvalues(encoded.dictionary)
+    attrs = _decode_keyvalues(encoded.dictionary, kv.lim)
     keys = len(attrs.names)
     attr_key = attrs.key[attr_kv]
     usable[attr_span[attr_key < 0]] = False  # an attribute that cannot be decoded: rejected there
+    usable[attr_span[attrs.cut[attr_kv]]] = False  # a value over the limits: cut and recorded there
     usable[_repeated_key_spans(attr_span, attr_key, keys + 1)] = False
     # statuses: few distinct ones, decoded by `statuses`
     code = np.full(n, "unset", object)
@@ -2042,6 +2189,11 @@ def _vector_columns(
     exception_type = np.full(n, None, object)
     links = np.full(n, None, object)
     dropped_links = fields.dropped_links.copy()
+    limits = kv.limits
+    for i, where in fields.events.items():  # more than the limit: dropped and counted there
+        usable[i] &= len(where) <= limits.max_events
+    for i, where in fields.links.items():
+        usable[i] &= len(where) <= limits.max_links
     try:
         for i, where in fields.events.items():
             if usable[i]:
@@ -2125,7 +2277,9 @@ def _vector_columns(
     return fast, head, slot
 
 
-def normalise_traces(request: ExportTraceServiceRequest | bytes) -> Normalised:
+def normalise_traces(
+    request: ExportTraceServiceRequest | bytes, limits: Limits = DEFAULT_LIMITS
+) -> Normalised:
     """The request's valid spans as a table shaped like `spans`, and the rejected ones counted.
 
     `request` may also be the serialized request (e.g. the gRPC/HTTP body), which skips one
@@ -2135,15 +2289,15 @@ def normalise_traces(request: ExportTraceServiceRequest | bytes) -> Normalised:
         bytes(request) if isinstance(request, bytes | bytearray | memoryview) else request.SerializeToString()
     )
     try:
-        return _traces_column_wise(raw)
+        return _traces_column_wise(raw, limits)
     except _PerSpan:
-        return _traces_span_by_span(raw)
+        return _traces_span_by_span(raw, limits)
 
 
-def _traces_span_by_span(raw: bytes) -> Normalised:
+def _traces_span_by_span(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Normalised:
     """`normalise_traces` walking every span in Python: the reference the column-wise path matches."""
-    data = _shadow(_ShadowTracesData, raw)
-    kv = _DecodedAttributes()
+    data = _shadow(_OpaqueSpansTracesData, raw)
+    kv = _DecodedAttributes(limits)
     statuses = _DecodedStatuses()
     rows: list[tuple[Any, ...]] = []
     slot_rows: list[tuple[Any, ...]] = []
@@ -2152,28 +2306,29 @@ def _traces_span_by_span(raw: bytes) -> Normalised:
     for rs in data.resource_spans:
         resource = _shadow_resource(rs.resource, kv)
         for ss in rs.scope_spans:
-            spans = ss.spans
-            if not spans:
+            raws = ss.spans
+            if not raws:
                 continue
             scope = _shadow_scope(ss.scope, kv)
             error = resource.error or scope.error
             if error:
-                rejects[resource.service_name, error] += len(spans)
+                rejects[resource.service_name, error] += len(raws)
                 continue
             before = len(rows)
+            _, spans = _parse_spans(list(raws), rejects, resource.service_name)
             _append_span_rows(spans, kv, statuses, rows, slot_rows, rejects, resource.service_name)
             if len(rows) > before:
                 blocks.append((len(rows) - before, (resource, scope, ss.schema_url or rs.schema_url or None)))
     return Normalised(_span_table_of_rows(rows, slot_rows, blocks), _rejects(rejects), "spans")
 
 
-def _traces_column_wise(raw: bytes) -> Normalised:
+def _traces_column_wise(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Normalised:
     """`normalise_traces` for the usual span layouts column-wise, the others span by span."""
     try:
         data = _OpaqueSpansTracesData.FromString(raw)
     except DecodeError:
         raise _PerSpan("not parsable") from None  # the per-span path says why
-    kv = _DecodedAttributes()
+    kv = _DecodedAttributes(limits)
     statuses = _DecodedStatuses()
     rejects: Counter[tuple[str | None, str]] = Counter()
     raws: list[bytes] = []
@@ -2200,7 +2355,7 @@ def _traces_column_wise(raw: bytes) -> Normalised:
     if ends[-1] >= _MAX_JOINED or not _LITTLE_ENDIAN:  # int32 offsets; byte views read little-endian
         raise _PerSpan("too large for int32 offsets, or a big-endian machine")
     joined = b"".join([*raws, _SLACK])
-    fields = _scan_spans(joined, ends - sizes, ends)
+    fields = _scan_spans(joined, ends - sizes, ends, limits.max_attributes)
     if 2 * np.count_nonzero(fields.usable) < len(raws):
         raise _PerSpan("mostly unusual spans")
     fast, head, slot = _vector_columns(joined, fields, kv, statuses)
@@ -2213,12 +2368,8 @@ def _traces_column_wise(raw: bytes) -> Normalised:
     usable[fast] = True
     others = np.flatnonzero(~usable)
     for b in np.unique(block_of[others]).tolist():
-        members = others[block_of[others] == b].tolist()
-        try:
-            spans = [_ShadowSpan.FromString(raws[i]) for i in members]
-        except DecodeError:
-            raise _PerSpan("not parsable") from None
         service = blocks[b][0].service_name
+        members, spans = _parse_spans(others[block_of[others] == b].tolist(), rejects, service, raws)
         before = len(rows)
         _append_span_rows(spans, kv, statuses, rows, slot_rows, rejects, service)
         if len(rows) - before == len(spans):
@@ -2244,6 +2395,32 @@ def _traces_column_wise(raw: bytes) -> Normalised:
         order = np.argsort(np.concatenate([fast, kept]), kind="stable")
         table = pa.concat_tables(tables).take(pa.array(order)).combine_chunks()
     return Normalised(table, _rejects(rejects), "spans")
+
+
+_UNPARSABLE_SPAN = "span is not valid protobuf (invalid UTF-8 in a string field, or malformed)"
+
+
+def _parse_spans(
+    members: list[Any], rejects: Counter[tuple[str | None, str]], service: str | None, raws: Any = None
+) -> tuple[list[Any], list[Any]]:
+    """Serialized spans parsed (`members` are the spans, or their indices into `raws`), and which.
+
+    A span that does not parse is rejected alone: the rest of its request is still good.
+    """
+    data = members if raws is None else [raws[i] for i in members]
+    try:
+        return members, [_ShadowSpan.FromString(raw) for raw in data]
+    except DecodeError:
+        pass
+    kept, spans = [], []
+    for member, raw in zip(members, data, strict=True):
+        try:
+            spans.append(_ShadowSpan.FromString(raw))
+        except DecodeError:
+            rejects[service, _UNPARSABLE_SPAN] += 1
+            continue
+        kept.append(member)
+    return kept, spans
 
 
 def _runs(block_of_row: np.ndarray, blocks: list[Any]) -> list[tuple[int, Any]]:
@@ -2449,13 +2626,13 @@ def _log_ids(record: Any) -> tuple[str | None, str | None] | str:
     )
 
 
-def normalise_logs(request: ExportLogsServiceRequest | bytes) -> Normalised:
+def normalise_logs(request: ExportLogsServiceRequest | bytes, limits: Limits = DEFAULT_LIMITS) -> Normalised:
     """The request's valid log records as a table shaped like `log_records`, rejects counted.
 
     `request` may also be the serialized request; undecodable bytes raise InvalidData.
     """
     data = _shadow(_ShadowLogsData, request)
-    kv = _DecodedAttributes()
+    kv = _DecodedAttributes(limits)
     rows: list[tuple[Any, ...]] = []
     blocks: list[tuple[int, tuple[_Resource, _Scope]]] = []
     rejects: Counter[tuple[str | None, str]] = Counter()
@@ -2487,7 +2664,7 @@ def _append_log_rows(
     resource: _Resource,
 ) -> None:
     service = resource.service_name
-    decoded = kv.__getitem__
+    lim = kv.lim
     for r in records:
         time = r.time_unix_nano or r.observed_time_unix_nano
         if not 0 < time <= _INT64_MAX or r.observed_time_unix_nano > _INT64_MAX:
@@ -2503,12 +2680,15 @@ def _append_log_rows(
             rejects[service, ids] += 1
             continue
         try:
-            attrs = dict(map(decoded, r.attributes))
+            attrs, dropped = kv.attributes(r.attributes)
             body = r.body
-            body_json = _json(_any_value_bytes(body)) if body else None
+            before = lim.cuts
+            body_json = _json(_any_value_bytes(body, lim)) if body else None
         except _UndecodableAttribute:
             rejects[service, "attribute or body cannot be decoded (invalid UTF-8?)"] += 1
             continue
+        if lim.cuts != before:  # the body's cuts count with the attributes'
+            attrs[TRUNCATED] = attrs.get(TRUNCATED, 0) + lim.cuts - before
         rows.append(
             (
                 _digest(prefix, r.SerializeToString(deterministic=True)),
@@ -2521,7 +2701,7 @@ def _append_log_rows(
                 *ids,
                 r.flags,
                 _json(attrs),
-                r.dropped_attributes_count,
+                _clamp32(r.dropped_attributes_count + dropped),
             )
         )
 
@@ -2583,8 +2763,11 @@ def _log_table(rows: list[tuple[Any, ...]], blocks: list[tuple[int, Any]]) -> pa
 _TEMPORALITY = {1: "delta", 2: "cumulative"}
 
 
-def _real_resource(resource: resource_pb2.Resource) -> _Resource:
-    return _resource(_attribute_dict(resource.attributes), resource.SerializeToString(deterministic=True))
+def _real_resource(resource: resource_pb2.Resource, limits: Limits) -> _Resource:
+    return _resource(
+        _attribute_dict(resource.attributes, limits, resource.dropped_attributes_count),
+        resource.SerializeToString(deterministic=True),
+    )
 
 
 def _hex_or_none(b: bytes) -> str | None:
@@ -2595,7 +2778,7 @@ def _json_float(x: float) -> float | str:
     return x if x - x == 0.0 else _nonfinite(x)
 
 
-def _exemplars_json(exemplars: Any) -> bytes | None:
+def _exemplars_json(exemplars: Any, limits: Limits) -> bytes | None:
     if not exemplars:
         return None
     out = []
@@ -2608,7 +2791,7 @@ def _exemplars_json(exemplars: Any) -> bytes | None:
                 "value": value,
                 "trace_id": _hex_or_none(e.trace_id),
                 "span_id": _hex_or_none(e.span_id),
-                "filtered_attributes": _attribute_dict(e.filtered_attributes),
+                "filtered_attributes": _attribute_dict(e.filtered_attributes, limits),
             }
         )
     return _json(out)
@@ -2633,7 +2816,7 @@ def _optional_double(p: Any, field: str) -> float | None:
 # Per metric type: (metric_type, temporality, is_monotonic, values of one point). The values
 # are: value_double, value_int, count, sum, min, max, bucket_counts, explicit_bounds,
 # exponential, quantiles, exemplars.
-def _number_values(p: Any) -> tuple[Any, ...]:
+def _number_values(p: Any, limits: Limits) -> tuple[Any, ...]:
     which = p.WhichOneof("value")
     return (
         p.as_double if which == "as_double" else None,
@@ -2646,11 +2829,11 @@ def _number_values(p: Any) -> tuple[Any, ...]:
         None,
         None,
         None,
-        _exemplars_json(p.exemplars),
+        _exemplars_json(p.exemplars, limits),
     )
 
 
-def _histogram_values(p: Any) -> tuple[Any, ...]:
+def _histogram_values(p: Any, limits: Limits) -> tuple[Any, ...]:
     return (
         None,
         None,
@@ -2662,11 +2845,11 @@ def _histogram_values(p: Any) -> tuple[Any, ...]:
         list(p.explicit_bounds),
         None,
         None,
-        _exemplars_json(p.exemplars),
+        _exemplars_json(p.exemplars, limits),
     )
 
 
-def _exponential_values(p: Any) -> tuple[Any, ...]:
+def _exponential_values(p: Any, limits: Limits) -> tuple[Any, ...]:
     return (
         None,
         None,
@@ -2678,18 +2861,18 @@ def _exponential_values(p: Any) -> tuple[Any, ...]:
         None,
         _exponential_json(p),
         None,
-        _exemplars_json(p.exemplars),
+        _exemplars_json(p.exemplars, limits),
     )
 
 
-def _summary_values(p: Any) -> tuple[Any, ...]:
+def _summary_values(p: Any, limits: Limits) -> tuple[Any, ...]:
     quantiles = [
         {"quantile": _json_float(q.quantile), "value": _json_float(q.value)} for q in p.quantile_values
     ]
     return (None, None, p.count, p.sum, None, None, None, None, None, _json(quantiles), None)
 
 
-_METRIC_KINDS: dict[str, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
+_METRIC_KINDS: dict[str, tuple[str, Callable[[Any, Limits], tuple[Any, ...]]]] = {
     "gauge": ("gauge", _number_values),
     "sum": ("sum", _number_values),
     "histogram": ("histogram", _histogram_values),
@@ -2698,7 +2881,7 @@ _METRIC_KINDS: dict[str, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
 }
 
 
-def normalise_metrics(request: ExportMetricsServiceRequest) -> Normalised:
+def normalise_metrics(request: ExportMetricsServiceRequest, limits: Limits = DEFAULT_LIMITS) -> Normalised:
     """The request's valid data points as a table shaped like `metric_points`, rejects counted."""
     if isinstance(request, bytes | bytearray | memoryview):
         try:
@@ -2709,12 +2892,12 @@ def normalise_metrics(request: ExportMetricsServiceRequest) -> Normalised:
     blocks: list[tuple[int, tuple[_Resource, _Scope]]] = []
     rejects: Counter[tuple[str | None, str]] = Counter()
     for rm in request.resource_metrics:
-        resource = _real_resource(rm.resource)
+        resource = _real_resource(rm.resource, limits)
         for sm in rm.scope_metrics:
-            scope = _real_scope(sm.scope)
+            scope = _real_scope(sm.scope, limits)
             before = len(rows)
             for metric in sm.metrics:
-                _append_metric_rows(metric, resource, scope, rows, rejects)
+                _append_metric_rows(metric, resource, scope, rows, rejects, limits)
             blocks.append((len(rows) - before, (resource, scope)))
     return Normalised(_metric_table(rows, blocks), _rejects(rejects), "data points")
 
@@ -2725,6 +2908,7 @@ def _append_metric_rows(
     scope: _Scope,
     rows: list[tuple[Any, ...]],
     rejects: Counter[tuple[str | None, str]],
+    limits: Limits,
 ) -> None:
     service = resource.service_name
     which = metric.WhichOneof("data")
@@ -2768,9 +2952,9 @@ def _append_metric_rows(
                 metric_type,
                 temporality,
                 is_monotonic,
-                *values_of(p),
+                *values_of(p, limits),
                 p.flags,
-                _json(_attribute_dict(p.attributes)),
+                _json(_attribute_dict(p.attributes, limits)),
             )
         )
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 from collector.credentials import IngestCredentials
 from collector.decode import Format, Signal, decode
 from collector.errors import Throttled, Unauthenticated, Unavailable
-from collector.normalise import Normalised
+from collector.normalise import DEFAULT_LIMITS, Limits, Normalised
 from warehouse.errors import WarehouseError
 from warehouse.writer import RejectRow, WriteBatch, Writer
 
@@ -69,8 +69,10 @@ class Ingest:
         max_request_bytes: int,
         queue_bytes: int,
         retry_after: float,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self._writer = writer
+        self._limits = limits
         self.credentials = credentials
         self._workers = decode_workers
         self._max_request_bytes = max_request_bytes
@@ -120,7 +122,7 @@ class Ingest:
         if self._executor is None:
             raise Unavailable("Muster is not accepting data (starting or stopping); retry later")
         loop = asyncio.get_running_loop()
-        job = (signal, body, fmt, encoding, self._max_request_bytes)
+        job = (signal, body, fmt, encoding, self._max_request_bytes, self._limits)
         try:
             return await loop.run_in_executor(self._executor, decode, *job)
         except BrokenProcessPool:

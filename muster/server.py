@@ -26,6 +26,7 @@ from collector.asgi_server import AsgiServer
 from collector.credentials import IngestCredentials
 from collector.grpc_receiver import GrpcReceiver
 from collector.http_receiver import http_receiver
+from collector.normalise import Limits
 from collector.pipeline import Ingest, IngestStats
 from muster.api import create_app
 from muster.auth import ensure_admin_token
@@ -171,6 +172,13 @@ class Server:
             max_request_bytes=settings.max_request_bytes,
             queue_bytes=settings.ingest_queue_bytes,
             retry_after=settings.retry_after_seconds,
+            limits=Limits(
+                max_attributes=settings.max_attributes_per_item,
+                max_value_length=settings.max_attribute_value_length,
+                max_depth=settings.max_attribute_depth,
+                max_events=settings.max_events_per_span,
+                max_links=settings.max_links_per_span,
+            ),
         )
 
     def _listeners(self, ingest: Ingest, api: FastAPI) -> list:
@@ -183,6 +191,9 @@ class Server:
                 port=settings.otlp_grpc_port,
                 max_message_bytes=settings.max_request_bytes,
                 tls=tls,
+                max_concurrent_streams=settings.grpc_max_concurrent_streams,
+                max_connection_idle=settings.grpc_max_connection_idle_seconds,
+                max_metadata_bytes=settings.grpc_max_metadata_bytes,
             ),
             http_receiver(
                 ingest,
@@ -190,8 +201,19 @@ class Server:
                 port=settings.otlp_http_port,
                 max_request_bytes=settings.max_request_bytes,
                 tls=tls,
+                header_timeout=settings.http_header_timeout_seconds,
+                body_timeout=settings.http_body_timeout_seconds,
+                keep_alive=settings.http_keep_alive_seconds,
             ),
-            AsgiServer(api, host=settings.host, port=settings.api_port, name="API", tls=tls),
+            AsgiServer(
+                api,
+                host=settings.host,
+                port=settings.api_port,
+                name="API",
+                tls=tls,
+                header_timeout=settings.http_header_timeout_seconds,
+                keep_alive=settings.http_keep_alive_seconds,
+            ),
         ]
 
     def _write_runtime(self, ports: dict[str, int]) -> None:

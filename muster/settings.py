@@ -72,6 +72,39 @@ class Settings(BaseSettings):
     retry_after_seconds: float = Field(
         1.0, gt=0, description="Back-off suggested to throttled exporters (RetryInfo / Retry-After)."
     )
+    max_attributes_per_item: int = Field(
+        128,
+        ge=1,
+        description="Attributes kept per span, event, link, log record, data point, resource or scope.",
+    )
+    max_attribute_value_length: int = Field(
+        64 * 1024,
+        ge=1,
+        description="Longest attribute value kept: characters, bytes, or elements of an array or map.",
+    )
+    max_attribute_depth: int = Field(
+        32, ge=1, le=100, description="Deepest nesting of arrays and maps inside one attribute value."
+    )
+    max_events_per_span: int = Field(128, ge=0, description="Events kept per span; the rest are counted.")
+    max_links_per_span: int = Field(128, ge=0, description="Links kept per span; the rest are counted.")
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="Seconds an HTTP client has to send a request's headers (slowloris guard)."
+    )
+    http_body_timeout_seconds: float = Field(
+        60.0, gt=0, description="Seconds an OTLP/HTTP client has to send a request's body; else 408."
+    )
+    http_keep_alive_seconds: float = Field(
+        5.0, gt=0, description="Seconds an idle HTTP keep-alive connection stays open."
+    )
+    grpc_max_concurrent_streams: int = Field(
+        100, ge=1, description="Concurrent OTLP/gRPC calls one connection may have in flight."
+    )
+    grpc_max_connection_idle_seconds: float = Field(
+        300.0, gt=0, description="Seconds before an OTLP/gRPC connection with no calls is closed."
+    )
+    grpc_max_metadata_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest OTLP/gRPC request metadata (headers) accepted."
+    )
 
     jobs_interval_seconds: float = Field(
         30.0,

@@ -26,9 +26,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from collector import normalise as normalise_module
 from collector.errors import InvalidData
 from collector.normalise import (
+    DEFAULT_LIMITS,
     LOG_RECORD_SCHEMA,
     METRIC_POINT_SCHEMA,
     SPAN_SCHEMA,
+    Limits,
     Normalised,
     Reject,
     normalise_logs,
@@ -70,9 +72,9 @@ def column_wise_matches_span_by_span(monkeypatch):
     """Every trace request a test normalises is also checked against the per-span reference path."""
     column_wise = normalise_module._traces_column_wise
 
-    def checked(raw: bytes) -> Normalised:
-        result = column_wise(raw)  # _PerSpan (the request goes span by span) propagates
-        assert_same_result(result, normalise_module._traces_span_by_span(raw))
+    def checked(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Normalised:
+        result = column_wise(raw, limits)  # _PerSpan (the request goes span by span) propagates
+        assert_same_result(result, normalise_module._traces_span_by_span(raw, limits))
         return result
 
     monkeypatch.setattr(normalise_module, "_traces_column_wise", checked)
@@ -949,7 +951,7 @@ def test_hostile_nesting_is_cut_off_with_a_marker():
     depth = 0
     while isinstance(node, list):
         node, depth = node[0], depth + 1
-    assert (depth, node) == (64, "<nesting depth limit exceeded>")
+    assert (depth, node) == (DEFAULT_LIMITS.max_depth, "<nesting depth limit exceeded>")
 
 
 def test_hostile_nesting_in_a_kvlist_and_a_log_body():
@@ -962,7 +964,7 @@ def test_hostile_nesting_in_a_kvlist_and_a_log_body():
     node, depth = orjson.loads(row["body"]), 0
     while isinstance(node, dict):
         node, depth = node["k"], depth + 1
-    assert (depth, node) == (64, "<nesting depth limit exceeded>")
+    assert (depth, node) == (DEFAULT_LIMITS.max_depth, "<nesting depth limit exceeded>")
 
 
 def test_resource_attributes_json():
