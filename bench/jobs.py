@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
+import queue as queue_module
 import statistics
 import sys
 import tempfile
@@ -424,7 +425,11 @@ def _in_child(target, *args) -> tuple[float, float, dict]:
         with contextlib.suppress(psutil.Error):
             peak = max(peak, watched.memory_info().rss)
         time.sleep(0.1)
-    elapsed, _, result = queue.get()
+    try:  # a child that died put nothing: say so instead of waiting for ever
+        elapsed, _, result = queue.get(timeout=5)
+    except queue_module.Empty:
+        process.join()
+        raise SystemExit(f"{target.__name__} failed (exit code {process.exitcode}): see above") from None
     process.join()
     return elapsed, peak / 2**20, result
 
