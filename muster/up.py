@@ -163,6 +163,8 @@ def run_up(
         return 1
     supervisor = Supervisor(settings, out=out)
     signal.signal(signal.SIGTERM, lambda *_: supervisor.request_stop())
+    # Ctrl-C must stop us even when started from a shell that ignores SIGINT for background jobs
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         serve = supervisor.start(Part("serve", muster_command("serve")))
         wait_until(lambda: _ready(settings), part=serve, timeout=180, what="the server answered /readyz")

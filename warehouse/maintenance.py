@@ -27,7 +27,7 @@ _RAW = {
     "log_records": "time",
     "ingest_rejects": "received_at",
 }
-_COST = {"priced_calls": "start_time", "trace_agents": "last_seen"}
+_COST = {"priced_calls": "start_time", "trace_agents": "last_seen", "daily_costs": "day"}
 BACKUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}\.duckdb$")
 
 
