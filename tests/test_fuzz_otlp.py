@@ -378,3 +378,21 @@ def test_fuzz_decode_compressed_and_mutated(data, signal, encoding):
         assert error.message and not error.retryable
         return
     assert isinstance(result, Normalised)
+
+
+# --- what the fuzzer found --------------------------------------------------------------------------
+
+
+def test_found_a_senders_own_muster_truncated_beside_a_cut_log_body():
+    """The long run's find: a log record carrying its own non-integer `muster.truncated` whose body
+    the limits cut raised TypeError (the body's cuts were added to the sender's value)."""
+    request = ExportLogsServiceRequest()
+    record = request.resource_logs.add().scope_logs.add().log_records.add(time_unix_nano=T0)
+    record.attributes.append(
+        KeyValue(key="muster.truncated", value=AnyValue(array_value=ArrayValue(values=[AnyValue()])))
+    )
+    record.body.string_value = "x" * 100
+    result = normalise_logs(request.SerializeToString(), Limits(max_value_length=10))
+    [attributes] = result.table.column("attributes").to_pylist()
+    assert orjson.loads(attributes) == {"muster.truncated": 1}
+    assert orjson.loads(result.table.column("body")[0].as_py()) == "x" * 10
