@@ -728,13 +728,15 @@ class _DecodedAttributes(dict[bytes, tuple[Any, Any]]):
         return sum(cut.get(raw, 0) for raw in raws) if cut else 0
 
     def attributes(
-        self, raws: Any, dropped_key: str | None = None, sender_dropped: int = 0
+        self, raws: Any, dropped_key: str | None = None, sender_dropped: int = 0, other_cuts: int = 0
     ) -> tuple[dict[str, Any], int]:
         """The KeyValues as a dict (last duplicate wins) and how many were dropped over the limit.
 
         Cut values are recorded as `muster.truncated`; with `dropped_key`, dropped attributes
         (ours plus `sender_dropped`) are recorded under it too, for items that have no dropped
-        count column of their own. _UndecodableAttribute if one is bad.
+        count column of their own; `other_cuts` (e.g. a log body's) count with the attributes'.
+        A sender's own `muster.truncated` is replaced when there are cuts. _UndecodableAttribute
+        if one is bad.
         """
         n, most = len(raws), self.limits.max_attributes
         if n > most:
@@ -742,7 +744,7 @@ class _DecodedAttributes(dict[bytes, tuple[Any, Any]]):
         attrs = dict(map(self.__getitem__, raws))
         if _UNDECODABLE in attrs:
             raise _UndecodableAttribute("attribute cannot be decoded")
-        cuts = self.cuts(raws)
+        cuts = self.cuts(raws) + other_cuts
         if cuts:
             attrs[TRUNCATED] = cuts
         dropped = max(n - most, 0)
@@ -2680,15 +2682,13 @@ def _append_log_rows(
             rejects[service, ids] += 1
             continue
         try:
-            attrs, dropped = kv.attributes(r.attributes)
             body = r.body
             before = lim.cuts
             body_json = _json(_any_value_bytes(body, lim)) if body else None
+            attrs, dropped = kv.attributes(r.attributes, other_cuts=lim.cuts - before)
         except _UndecodableAttribute:
             rejects[service, "attribute or body cannot be decoded (invalid UTF-8?)"] += 1
             continue
-        if lim.cuts != before:  # the body's cuts count with the attributes'
-            attrs[TRUNCATED] = attrs.get(TRUNCATED, 0) + lim.cuts - before
         rows.append(
             (
                 _digest(prefix, r.SerializeToString(deterministic=True)),
