@@ -38,7 +38,8 @@ def acknowledge(alerts: list[dict[str, Any]]) -> None:
     ids = [str(a["id"]) for a in alerts if "id" in a and not a.get("acknowledged")]
     if not ids:
         return
-    titles = {str(a["id"]): a.get("title") or str(a["id"]) for a in alerts}
+    # Unique labels: Streamlit maps a chosen label back to the first option that has it.
+    titles = {str(a["id"]): f"{a.get('title') or ''} · {str(a['id'])[:8]}" for a in alerts}
     with st.form("ack"):
         chosen = st.selectbox("Alert", ids, format_func=titles.get, key="alert_ack_id")
         comment = st.text_input("What is being done about it", key="alert_ack_comment")

@@ -126,8 +126,12 @@ if answer is not None:
         chosen = st.selectbox(
             "Evidence of",
             [f["fingerprint"] for f in findings],
+            # The label must be unique: Streamlit maps a chosen label back to the first option
+            # with it, and one agent can have several findings of one rule (one per tool).
             format_func=lambda fp: next(
-                f"{f['rule']} · {f['subject_id']}" for f in findings if f["fingerprint"] == fp
+                f"{f['rule']} · {f['subject_id']} · {f.get('dimension') or ''} · {fp[:8]}"
+                for f in findings
+                if f["fingerprint"] == fp
             ),
             key="pol_finding",
         )
