@@ -183,6 +183,11 @@ def test_a_bad_matcher_is_refused_on_the_page_and_nothing_is_made(app_for, seede
     at.text_input(key="silence_comment").input("why")
     press(at, "Silence")
     assert any("is not a matcher" in e.value for e in at.error)
+    at.text_area(key="silence_matchers").input("severity=~(unclosed")  # the server judges regexes
+    press(at, "Silence")
+    assert any("Not silenced" in e.value and "HTTP 422" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
     assert api(seeded, "GET", "/api/v1/silences", token).json() == before
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import streamlit as st
 
-from alerts import MatcherError, parse_matcher
 from dashboards import api, ui
 from dashboards.text import plain
 
@@ -26,6 +26,20 @@ def table(rows: list[dict[str, Any]], key: str) -> None:
         return
     data = ui.frame(rows).map(lambda v: v if isinstance(v, str | int | float | bool) or v is None else str(v))
     ui.paginated(data, key)
+
+
+# The written form `muster alerts silence --matcher` takes. Only split here: the dashboards talk to
+# the API alone (they do not import the alerts package), and the server checks names and regexes.
+_MATCHER = re.compile(r"^\s*([^=!~\s]+)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
+def matcher(text: str) -> dict[str, Any]:
+    """A matcher in the API's shape from `name=value`, `name!=value`, `name=~regex` or `name!~regex`."""
+    found = _MATCHER.match(text)
+    if not found:
+        raise ValueError(f"{text!r} is not a matcher: write name=value, name!=value, name=~re or name!~re")
+    name, op, value = found.groups()
+    return {"name": name, "value": value, "regex": "~" in op, "negative": op.startswith("!")}
 
 
 def _done(message: str) -> None:
@@ -69,9 +83,8 @@ def create_silence() -> None:
     if not pressed:
         return
     try:
-        # The alerts package's own parser: the same syntax as `muster alerts silence --matcher`.
-        matchers = [parse_matcher(line.strip()).model_dump() for line in written.splitlines() if line.strip()]
-    except MatcherError as exc:
+        matchers = [matcher(line) for line in written.splitlines() if line.strip()]
+    except ValueError as exc:
         st.error(f"Not silenced: {plain(exc)}")
         return
     if not matchers or not comment.strip():
