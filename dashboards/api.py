@@ -63,6 +63,15 @@ def _digest(secret: str) -> str:
 
 def request(method: str, path: str, secret: str, **kwargs: Any) -> Any:
     """One API call with `secret` as the bearer token; the decoded answer, or ApiError."""
+    response = _call(method, path, secret, **kwargs)
+    if response.status_code == 204 or not response.content:
+        return None
+    if response.headers.get("content-type", "").startswith("application/json"):
+        return response.json()
+    return response.text
+
+
+def _call(method: str, path: str, secret: str, **kwargs: Any) -> httpx.Response:
     try:
         response = httpx.request(
             method,
@@ -76,11 +85,7 @@ def request(method: str, path: str, secret: str, **kwargs: Any) -> Any:
         raise ApiError(f"cannot reach Muster's API at {base_url()}: {exc}") from None
     if response.status_code >= 400:
         raise _error(response)
-    if response.status_code == 204 or not response.content:
-        return None
-    if response.headers.get("content-type", "").startswith("application/json"):
-        return response.json()
-    return response.text
+    return response
 
 
 def _error(response: httpx.Response) -> ApiError:
@@ -125,6 +130,14 @@ def send(method: str, path: str, **kwargs: Any) -> Any:
         return request(method, path, secret, **kwargs)
     finally:
         _cached_get.clear()
+
+
+def download(path: str, **params: Any) -> bytes:
+    """A file the API serves (a FOCUS export), byte for byte as sent; not cached: files can be large."""
+    secret = token()
+    if not secret:
+        raise ApiError("sign in first", 401)
+    return _call("GET", path, secret, params={k: v for k, v in params.items() if v not in (None, "")}).content
 
 
 def load(path: str, what: str, **params: Any) -> Any:

@@ -15,6 +15,7 @@ from dashboards.text import plain
 STATUSES = ["active", "open", "acknowledged", "silenced", "resolved", "all"]
 CATEGORIES = [ui.ALL, "drift", "sprawl", "spend", "hygiene"]
 SEVERITIES = [ui.ALL, "critical", "warning", "info"]
+_DONE = "pol_done"  # what the last triage action did, shown after the page runs again
 COLUMNS = [
     "severity",
     "rule",
@@ -88,22 +89,29 @@ def triage(finding: dict[str, Any]) -> None:
         unsilence = cols[2].form_submit_button("Unsilence")
     action = None
     if acknowledge:
-        action = ("acknowledge", {"comment": comment})
+        action = ("acknowledge", {"comment": comment.strip() or None})
     elif silence:
-        action = ("silence", {"duration_hours": hours, "comment": comment})
+        if not comment.strip():
+            st.error("Not silenced: say why in the comment (a silence needs a reason).")
+            return
+        action = ("silence", {"duration_hours": hours, "comment": comment.strip()})
     elif unsilence:
         action = ("unsilence", {})
     if action:
         try:
-            api.send("POST", f"/api/v1/findings/{fingerprint}/{action[0]}", json=action[1])
+            done = api.send("POST", f"/api/v1/findings/{fingerprint}/{action[0]}", json=action[1])
         except api.ApiError as exc:
             st.error(f"Not done: {plain(exc)}")
         else:
-            st.success(f"Done: {action[0]}")
+            # Run the page again so the table shows the new status; say what was done there.
+            st.session_state[_DONE] = f"Done: {action[0]}; the finding is now {done['status']}."
+            st.rerun()
 
 
 filters = ui.filters()
 st.title("Policy")
+if _DONE in st.session_state:
+    st.success(st.session_state.pop(_DONE))
 answer = page_of_findings(query(filters))
 if answer is not None:
     findings = answer.get("findings", [])
@@ -118,8 +126,12 @@ if answer is not None:
         chosen = st.selectbox(
             "Evidence of",
             [f["fingerprint"] for f in findings],
+            # The label must be unique: Streamlit maps a chosen label back to the first option
+            # with it, and one agent can have several findings of one rule (one per tool).
             format_func=lambda fp: next(
-                f"{f['rule']} · {f['subject_id']}" for f in findings if f["fingerprint"] == fp
+                f"{f['rule']} · {f['subject_id']} · {f.get('dimension') or ''} · {fp[:8]}"
+                for f in findings
+                if f["fingerprint"] == fp
             ),
             key="pol_finding",
         )

@@ -164,17 +164,35 @@ def movers(filters: ui.Filters) -> None:
     ui.paginated(data.head(10), "movers")
 
 
+FOCUS_FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+_FOCUS_FILE = "focus_file"
+
+
 def focus_download() -> None:
-    month = st.text_input("Month (YYYY-MM)", value=ui.today().strftime("%Y-%m"), key="focus_month")
+    cols = st.columns(2)
+    month = cols[0].text_input("Month (YYYY-MM)", value=ui.today().strftime("%Y-%m"), key="focus_month")
+    file_format = cols[1].selectbox("Format", list(FOCUS_FORMATS), key="focus_format")
     if st.button("Prepare FOCUS export", key="focus_prepare"):
+        st.session_state.pop(_FOCUS_FILE, None)
         try:
-            text = api.get("/api/v1/export/focus", month=month, format="csv")
+            content = api.download("/api/v1/export/focus", month=month, format=file_format)
         except api.NotAvailable:
             st.info("The FOCUS export: not available yet on this server.")
         except api.ApiError as exc:
             st.error(f"Could not export: {plain(exc)}")
         else:
-            st.download_button("Download FOCUS CSV", text, file_name=f"focus-{month}.csv", mime="text/csv")
+            # Kept in the session: the download button's own click reruns the page, and the
+            # prepare button is no longer pressed then.
+            st.session_state[_FOCUS_FILE] = (month, file_format, content)
+    prepared = st.session_state.get(_FOCUS_FILE)
+    if prepared and prepared[:2] == (month, file_format):
+        st.download_button(
+            f"Download FOCUS {file_format.upper()}",
+            prepared[2],
+            file_name=f"muster-focus-{month}.{file_format}",
+            mime=FOCUS_FORMATS[file_format],
+            key="focus_download",
+        )
 
 
 filters = ui.filters()

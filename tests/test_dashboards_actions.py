@@ -1,0 +1,292 @@
+"""The dashboards' actions under AppTest against a real seeded server where findings and alerts exist.
+
+Acknowledging and silencing on the Policy page, acknowledging, silencing and ending silences on the
+Alerts page, the budget numbers on Overview and Spend, and the FOCUS download are each checked
+against what the API answers afterwards; a finance token of one department sees and acts on its own
+department's findings and alerts only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from dashboards import APP
+from dashboards.ui import money
+from tests.dashboards_seed import admin_token, api, new_token, seeded_server
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    server = seeded_server(tmp_path_factory.mktemp("dashboards-actions") / "data")
+    try:
+        ran = api(server, "POST", "/api/v1/findings/run")
+        assert ran.status_code == 200, ran.text
+        assert ran.json()["findings"] > 0
+    except BaseException:
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_for(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+
+    def open_page(page: str, token: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        at.session_state["muster_token"] = token
+        at.session_state["muster_who"] = api(seeded, "GET", "/api/v1/whoami", token).json()
+        at.run()
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        return at
+
+    return open_page
+
+
+def findings(seeded, token: str, **params) -> list[dict]:
+    answer = api(seeded, "GET", "/api/v1/findings", token, params={"limit": 1000, **params})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["findings"]
+
+
+def finding(seeded, fingerprint: str) -> dict:
+    return api(seeded, "GET", f"/api/v1/findings/{fingerprint}").json()
+
+
+def press(at: AppTest, label: str) -> AppTest:
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r} among {[b.label for b in at.button]}"
+    found[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    found = [m.value for m in at.metric if m.label == label]
+    assert found, f"no metric {label!r} among {[m.label for m in at.metric]}"
+    return found[0]
+
+
+def table_with(at: AppTest, column: str):
+    found = [df.value for df in at.dataframe if column in df.value.columns]
+    assert found, f"no table with {column!r}"
+    return found[0]
+
+
+def open_drift(seeded, department: str) -> dict:
+    rows = findings(seeded, admin_token(seeded), status="open", rule="drift.tool_not_allowed")
+    return next(f for f in rows if f["department_id"] == department)
+
+
+def test_acknowledging_a_finding_on_the_policy_page_changes_its_status(app_for, seeded):
+    target = open_drift(seeded, "customer-care")
+    at = app_for("policy", admin_token(seeded))
+    at.selectbox(key="pol_finding").set_value(target["fingerprint"]).run()
+    at.text_input(key="pol_comment").input("asked the owner to declare the refund tool")
+    press(at, "Acknowledge")
+    assert not at.error, [e.value for e in at.error]
+    after = finding(seeded, target["fingerprint"])
+    assert after["status"] == "acknowledged"
+    assert after["comment"] == "asked the owner to declare the refund tool"
+    assert any("now acknowledged" in s.value for s in at.success)
+    shown = table_with(at, "fingerprint")
+    assert (
+        dict(zip(shown["fingerprint"], shown["status"], strict=True))[target["fingerprint"]] == "acknowledged"
+    )
+
+
+def test_silencing_needs_a_reason_and_then_shows_the_finding_silenced(app_for, seeded):
+    target = open_drift(seeded, "legal")
+    at = app_for("policy", admin_token(seeded))
+    at.selectbox(key="pol_finding").set_value(target["fingerprint"]).run()
+    press(at, "Silence")
+    assert any("needs a reason" in e.value for e in at.error)
+    assert finding(seeded, target["fingerprint"])["status"] == "open"
+    at.text_input(key="pol_comment").input("tool approved by legal ops, registry change pending")
+    at.number_input(key="pol_hours").set_value(48.0)
+    press(at, "Silence")
+    assert not at.error, [e.value for e in at.error]
+    after = finding(seeded, target["fingerprint"])
+    assert after["status"] == "silenced"
+    until = datetime.fromisoformat(after["silenced_until"].replace("Z", "+00:00"))
+    hours = (until - datetime.now(UTC)).total_seconds() / 3600
+    assert 47 < hours <= 48
+    shown = table_with(at, "fingerprint")
+    assert dict(zip(shown["fingerprint"], shown["status"], strict=True))[target["fingerprint"]] == "silenced"
+    press(at, "Unsilence")
+    assert finding(seeded, target["fingerprint"])["status"] == "open"
+
+
+def test_the_alerts_page_lists_the_api_alerts_and_acknowledges_with_a_comment(app_for, seeded):
+    token = admin_token(seeded)
+    alerts = api(seeded, "GET", "/api/v1/alerts", token).json()
+    assert alerts
+    at = app_for("alerts", token)
+    assert sorted(table_with(at, "state")["id"]) == sorted(a["id"] for a in alerts)
+    target = next(a for a in alerts if not a["acknowledged"])
+    at.selectbox(key="alert_ack_id").set_value(target["id"]).run()
+    press(at, "Acknowledge")
+    assert any("say what is being done" in e.value for e in at.error)
+    at.text_input(key="alert_ack_comment").input("paging the owner")
+    press(at, "Acknowledge")
+    assert not at.error, [e.value for e in at.error]
+    after = {a["id"]: a for a in api(seeded, "GET", "/api/v1/alerts", token).json()}[target["id"]]
+    assert after["acknowledged"] and after["ack_comment"] == "paging the owner"
+    assert not [o for o in at.selectbox(key="alert_ack_id").options if o.endswith(target["id"][:8])]
+
+
+def test_the_alerts_page_creates_lists_and_ends_a_silence(app_for, seeded):
+    token = admin_token(seeded)
+    at = app_for("alerts", token)
+    at.text_area(key="silence_matchers").input("rule=sprawl.unregistered_agent\nseverity=~warn.*")
+    at.text_input(key="silence_duration").input("3h")
+    at.text_input(key="silence_comment").input("shadow agents triaged in the weekly review")
+    press(at, "Silence")
+    assert not at.error, [e.value for e in at.error]
+    made = [
+        s
+        for s in api(seeded, "GET", "/api/v1/silences", token).json()
+        if s["comment"] == "shadow agents triaged in the weekly review"
+    ]
+    assert len(made) == 1 and made[0]["state"] == "active"
+    assert made[0]["matchers_text"] == ["rule=sprawl.unregistered_agent", "severity=~warn.*"]
+    assert made[0]["id"] in list(table_with(at, "matchers_text")["id"])
+    muted = [
+        a for a in api(seeded, "GET", "/api/v1/alerts", token).json() if made[0]["id"] in a["silenced_by"]
+    ]
+    assert muted and all(a["labels"]["rule"] == "sprawl.unregistered_agent" for a in muted)
+
+    at.selectbox(key="silence_end_id").set_value(made[0]["id"]).run()
+    press(at, "End silence")
+    assert not at.error, [e.value for e in at.error]
+    active = api(seeded, "GET", "/api/v1/silences", token).json()
+    assert made[0]["id"] not in [s["id"] for s in active]
+    ended = {
+        s["id"]: s for s in api(seeded, "GET", "/api/v1/silences", token, params={"state": "all"}).json()
+    }
+    assert ended[made[0]["id"]]["ended_by"]
+
+
+def test_a_bad_matcher_is_refused_on_the_page_and_nothing_is_made(app_for, seeded):
+    token = admin_token(seeded)
+    before = api(seeded, "GET", "/api/v1/silences", token).json()
+    at = app_for("alerts", token)
+    at.text_area(key="silence_matchers").input("no operator here")
+    at.text_input(key="silence_comment").input("why")
+    press(at, "Silence")
+    assert any("is not a matcher" in e.value for e in at.error)
+    at.text_area(key="silence_matchers").input("severity=~(unclosed")  # the server judges regexes
+    press(at, "Silence")
+    assert any("Not silenced" in e.value and "HTTP 422" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
+    assert api(seeded, "GET", "/api/v1/silences", token).json() == before
+
+
+def test_overview_and_spend_budget_numbers_equal_the_api(app_for, seeded):
+    token = admin_token(seeded)
+    budgets = api(seeded, "GET", "/api/v1/budgets/status", token).json()["budgets"]
+    assert {b["budget_id"] for b in budgets} >= {"department:legal", "department:engineering"}
+    forecast = api(seeded, "GET", "/api/v1/forecast", token, params={"by": "department"}).json()["rows"]
+
+    at = app_for("overview", token)
+    over = sum(1 for b in budgets if b["status"] == "over")
+    warning = sum(1 for b in budgets if b["status"] == "warning")
+    assert metric(at, "Budgets over / warning") == f"{over} / {warning}"
+    assert metric(at, "Forecast for the month (USD)") == money(
+        sum(Decimal(r["forecast_total"]) for r in forecast)
+    )
+    shown = table_with(at, "budget_id")
+    assert {b: Decimal(str(a)) for b, a in zip(shown["budget_id"], shown["actual"], strict=True)} == {
+        b["budget_id"]: Decimal(b["actual"]) for b in budgets
+    }
+
+    at = app_for("spend", token)
+    burn = table_with(at, "budget_id")
+    departments = {b["budget_id"]: b for b in budgets if b["source"] == "department"}
+    assert sorted(burn["budget_id"]) == sorted(departments)
+    for row in burn.to_dict("records"):
+        expected = departments[row["budget_id"]]
+        for column in ("actual", "forecast", "amount"):
+            assert row[column] == float(Decimal(expected[column])), (row["budget_id"], column)
+        assert row["status"] == expected["status"]
+
+
+def test_the_focus_download_yields_the_api_bytes(app_for, seeded, monkeypatch):
+    stored: list[tuple[bytes, str, str | None]] = []
+    keep = MemoryMediaFileStorage.load_and_get_id
+
+    def recording(self, path_or_data, mimetype, kind, filename=None):
+        stored.append((path_or_data, mimetype, filename))
+        return keep(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    token = admin_token(seeded)
+    month = datetime.now(UTC).strftime("%Y-%m")
+    at = app_for("spend", token)
+    for file_format, mime in (("csv", "text/csv"), ("parquet", "application/vnd.apache.parquet")):
+        expected = api(
+            seeded, "GET", "/api/v1/export/focus", token, params={"month": month, "format": file_format}
+        )
+        assert expected.status_code == 200 and int(expected.headers["X-Muster-Rows"]) > 0
+        at.selectbox(key="focus_format").set_value(file_format).run()
+        stored.clear()
+        press(at, "Prepare FOCUS export")
+        assert not at.error, [e.value for e in at.error]
+        files = [(data, kind) for data, kind, name in stored if name == f"muster-focus-{month}.{file_format}"]
+        assert files == [(expected.content, mime)], file_format
+        # the download's own click runs the page again: the button must still be there
+        stored.clear()
+        at.run()
+        kept = [data for data, _, name in stored if name and name.startswith("muster-focus-")]
+        assert kept == [expected.content], file_format
+
+
+def test_a_finance_token_sees_and_acts_on_its_own_department_only(app_for, seeded):
+    token = new_token(seeded, "finance", department_id="legal")
+    everything = findings(seeded, admin_token(seeded), status="all")
+    legal = {f["fingerprint"] for f in everything if f["department_id"] == "legal"}
+    others = {f["fingerprint"] for f in everything} - legal
+    assert legal and others
+
+    at = app_for("policy", token)
+    assert {o.rsplit(" · ", 1)[1] for o in at.selectbox(key="pol_finding").options} == {f[:8] for f in legal}
+    assert set(table_with(at, "fingerprint")["fingerprint"]) == legal
+    assert int(metric(at, "Findings")) == len(findings(seeded, token))
+
+    theirs = api(
+        seeded,
+        "POST",
+        "/api/v1/silences",
+        json={"matchers": [{"name": "department", "value": "engineering"}], "duration": "1h", "comment": "x"},
+    )
+    assert theirs.status_code == 201, theirs.text
+    at = app_for("alerts", token)
+    listed = set(table_with(at, "state")["id"]) if [d for d in at.dataframe if "state" in d.value] else set()
+    assert listed <= legal and not listed & others
+    assert {o.rsplit(" · ", 1)[1] for o in at.selectbox(key="alert_ack_id").options} <= {f[:8] for f in legal}
+    # A silence made on the page by this token is confined to its department by the server.
+    at.text_area(key="silence_matchers").input("category=drift")
+    at.text_input(key="silence_comment").input("legal reviews drift on Fridays")
+    press(at, "Silence")
+    assert not at.error, [e.value for e in at.error]
+    made = next(
+        s
+        for s in api(seeded, "GET", "/api/v1/silences").json()
+        if s["comment"] == "legal reviews drift on Fridays"
+    )
+    assert "department=legal" in made["matchers_text"]
+    muted = [a for a in api(seeded, "GET", "/api/v1/alerts").json() if made["id"] in a["silenced_by"]]
+    assert muted and all(a["labels"].get("department") == "legal" for a in muted)
+    # The admin's silences are not this token's to see or end.
+    options = {o.split(":", 1)[0] for o in at.selectbox(key="silence_end_id").options}
+    assert made["id"] in options and theirs.json()["id"] not in options
+    assert theirs.json()["id"] not in str(table_with(at, "matchers_text").to_dict("list"))
