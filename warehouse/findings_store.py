@@ -127,27 +127,37 @@ def reconcile(
     return ReconcileResult(opened=len(new), reopened=len(back), refreshed=len(still), resolved=len(gone))
 
 
+def _verdict(f: Finding) -> list[Any]:
+    """What a run says about a finding, in `_VERDICT_COLUMNS` order: written on insert and refresh."""
+    return [
+        str(f.effective_severity),
+        f.agent_id,
+        f.department_id,
+        f.title,
+        _json(f.all_labels()),
+        _json(f.evidence),
+    ]
+
+
+_VERDICT_COLUMNS = ("severity", "agent_id", "department_id", "title", "labels", "evidence")
+
+
 def _insert(cur: Cursor, findings: list[Finding], now: datetime) -> None:
     if not findings:
         return
     cur.executemany(
-        "INSERT INTO findings (fingerprint, rule, category, severity, subject_kind, subject_id, dimension,"
-        " agent_id, department_id, title, labels, evidence, status, first_seen, last_seen, occurrences,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, 1, ?)",
+        "INSERT INTO findings (fingerprint, rule, category, subject_kind, subject_id, dimension,"  # noqa: S608
+        f" {', '.join(_VERDICT_COLUMNS)}, status, first_seen, last_seen, occurrences, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, 1, ?)",
         [
             [
                 f.fingerprint,
                 f.rule.id,
                 str(f.rule.category),
-                str(f.effective_severity),
                 f.subject_kind,
                 f.subject_id,
                 f.dimension,
-                f.agent_id,
-                f.department_id,
-                f.title,
-                _json(f.all_labels()),
-                _json(f.evidence),
+                *_verdict(f),
                 now,
                 now,
                 now,
@@ -161,23 +171,11 @@ def _refresh(cur: Cursor, findings: list[Finding], now: datetime, *, reopen: boo
     if not findings:
         return
     episode = ", resolved_at = NULL, occurrences = occurrences + 1" if reopen else ""
+    assignments = ", ".join(f"{column} = ?" for column in _VERDICT_COLUMNS)
     cur.executemany(
-        f"UPDATE findings SET severity = ?, agent_id = ?, department_id = ?, title = ?, labels = ?,"  # noqa: S608
-        f" evidence = ?, last_seen = ?, updated_at = ?{episode} WHERE fingerprint = ?",
-        [
-            [
-                str(f.effective_severity),
-                f.agent_id,
-                f.department_id,
-                f.title,
-                _json(f.all_labels()),
-                _json(f.evidence),
-                now,
-                now,
-                f.fingerprint,
-            ]
-            for f in findings
-        ],
+        f"UPDATE findings SET {assignments}, last_seen = ?, updated_at = ?{episode}"  # noqa: S608
+        " WHERE fingerprint = ?",
+        [[*_verdict(f), now, now, f.fingerprint] for f in findings],
     )
 
 
