@@ -31,6 +31,7 @@ import polars.selectors as cs
 
 from analytics.pricing import COST_DTYPE
 from registry import Registry
+from warehouse.export_store import EXPORT_COLUMNS
 
 __all__ = [
     "CUSTOM_COLUMNS",
@@ -105,24 +106,8 @@ CUSTOM_COLUMNS = (
     "x_PriceSource",
 )
 
-# What the export reads of priced_calls.
-PRICED_CALL_INPUT_COLUMNS = (
-    "day",
-    "agent_id",
-    "observed_identity",
-    "department_id",
-    "cost_centre",
-    "provider",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "price_source",
-)
+# What the export reads of priced_calls: the columns the month's query returns.
+PRICED_CALL_INPUT_COLUMNS = EXPORT_COLUMNS
 
 # Muster prices everything in USD (genai-prices' catalogue and the overrides).
 CURRENCY = "USD"

@@ -15,7 +15,7 @@ import polars as pl
 
 Cursor = duckdb.DuckDBPyConnection
 
-# What a FOCUS export reads of a priced call (analytics.focus.PRICED_CALL_INPUT_COLUMNS).
+# What a FOCUS export reads of a priced call (analytics.focus maps these to FOCUS columns).
 EXPORT_COLUMNS = (
     "day",
     "agent_id",
