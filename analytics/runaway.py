@@ -80,6 +80,24 @@ def robust_thresholds(
     )
 
 
+def over_threshold(
+    units: pl.DataFrame,
+    *,
+    key: list[str],
+    floors: dict[str, float],
+    counts_only: bool,
+    k: float,
+    min_ratio: float,
+    min_history: int,
+) -> pl.DataFrame:
+    """The units above their agent's threshold; only the call counts (the first metric) when `counts_only`."""
+    if counts_only:
+        units = units.filter(pl.col("metric") == next(iter(floors)))
+    return robust_thresholds(
+        units, key=key, floors=floors, k=k, min_ratio=min_ratio, min_history=min_history
+    ).filter(pl.col("observed") > pl.col("threshold"))
+
+
 def conversation_units(frame: pl.DataFrame, *, key: list[str], conversation: str, time: str) -> pl.DataFrame:
     """Per agent, conversation and metric: calls or tokens in that conversation, and its time span."""
     totals = (
@@ -145,12 +163,16 @@ def runaway_conversations(
     keys = key_columns(key)
     frame = call_frame(calls, key=keys, conversation=conversation, time=time, tokens=tokens)
     units = conversation_units(frame, key=keys, conversation=conversation, time=time)
-    if tokens is None:
-        units = units.filter(pl.col("metric") == "calls_per_conversation")
     floors = {"calls_per_conversation": float(min_calls), "tokens_per_conversation": float(min_tokens)}
-    flagged = robust_thresholds(
-        units, key=keys, floors=floors, k=k, min_ratio=min_ratio, min_history=min_history
-    ).filter(pl.col("observed") > pl.col("threshold"))
+    flagged = over_threshold(
+        units,
+        key=keys,
+        floors=floors,
+        counts_only=tokens is None,
+        k=k,
+        min_ratio=min_ratio,
+        min_history=min_history,
+    )
     result = flagged.select(
         *keys,
         conversation,
@@ -256,13 +278,17 @@ def runaway_rates(
     keys = key_columns(key)
     frame = call_frame(calls, key=keys, conversation=conversation, time=time, tokens=tokens)
     units = minute_units(frame, key=keys, time=time)
-    if tokens is None:
-        units = units.filter(pl.col("metric") == "calls_per_minute")
     floors = {"calls_per_minute": float(min_calls), "tokens_per_minute": float(min_tokens)}
     flagged = episodes(
-        robust_thresholds(
-            units, key=keys, floors=floors, k=k, min_ratio=min_ratio, min_history=min_history
-        ).filter(pl.col("observed") > pl.col("threshold")),
+        over_threshold(
+            units,
+            key=keys,
+            floors=floors,
+            counts_only=tokens is None,
+            k=k,
+            min_ratio=min_ratio,
+            min_history=min_history,
+        ),
         key=keys,
     )
     summary = (
