@@ -12,11 +12,11 @@ from datetime import date
 from typing import Any, Literal
 
 import duckdb
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from analytics.jobs import JobResult
 from analytics.scheduler import JobScheduler
-from muster.api.deps import cursor, reader, registry_writer
+from muster.api.deps import cursor, job_scheduler, reader, registry_writer
 from muster.api.scope import agent_filter, department_filter
 from muster.auth import Principal
 from warehouse import cost_store
@@ -26,18 +26,11 @@ router = APIRouter(prefix="/api/v1", tags=["costs"])
 SpendDimension = Literal["department", "agent", "model", "provider", "cost_centre", "day"]
 
 
-def _scheduler(request: Request) -> JobScheduler:
-    jobs = request.app.state.jobs
-    if jobs is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "jobs do not run in this process")
-    return jobs
-
-
 @router.post("/jobs/run")
 def run_jobs(
     full: bool = False,
     _: Principal = Depends(registry_writer),
-    jobs: JobScheduler = Depends(_scheduler),
+    jobs: JobScheduler = Depends(job_scheduler),
 ) -> dict[str, Any]:
     """Run the cost job now: the traces touched since its last run, or every trace with `full`."""
     try:

@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import duckdb
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -20,6 +21,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from muster.auth import Permission, Principal, authenticate
+
+if TYPE_CHECKING:
+    from analytics.scheduler import JobScheduler
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `muster tokens create --role ROLE`")
 
@@ -119,7 +123,7 @@ triager = allowed(Permission.TRIAGE)
 operator = allowed(Permission.OPERATE)
 
 
-def job_scheduler(request: Request):
+def job_scheduler(request: Request) -> JobScheduler:
     """The server's job runner; 503 in a process that runs no jobs."""
     jobs = request.app.state.jobs
     if jobs is None:
