@@ -4,11 +4,12 @@ a real HTTP server on loopback standing in for Slack or an Alertmanager webhook 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.ports import free_port
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -76,12 +77,6 @@ def reopen_finding(cur, fingerprint: str, at: datetime) -> None:
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Sink:

@@ -14,7 +14,8 @@ from pathlib import Path
 import duckdb
 import httpx
 
-from tests.alerts_support import Sink, check_webhook_v4, free_port, insert_finding
+from tests.alerts_support import Sink, check_webhook_v4, insert_finding
+from tests.ports import free_port
 from warehouse.database import open_warehouse
 
 ALERTS = """

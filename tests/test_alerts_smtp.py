@@ -17,7 +17,8 @@ from aiosmtpd.smtp import AuthResult
 
 from alerts import Dispatcher, load_alerts_config
 from registry import load_paths, plan_changes
-from tests.alerts_support import T0, free_port, insert_finding, minutes
+from tests.alerts_support import T0, insert_finding, minutes
+from tests.ports import free_port
 from warehouse import alert_store, registry_store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "registry"

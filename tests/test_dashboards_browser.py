@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.dashboards_seed import admin_token, api, seeded_server
+from tests.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARTEFACTS = Path(__file__).parent / "artefacts"
@@ -37,12 +37,6 @@ CHROMIUM_ARGS = [
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is missing: ./dev test installs it"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.alerts_support import check_webhook_v4, free_port, insert_finding
+from tests.alerts_support import check_webhook_v4, insert_finding
 from tests.faults_support import Serve, query, wait_for
+from tests.ports import free_port
 from warehouse.database import open_warehouse
 
 ALERTS = """

@@ -14,9 +14,10 @@ from pathlib import Path
 import grpc
 import httpx
 
-from tests.alerts_support import Sink, free_port, insert_finding
+from tests.alerts_support import Sink, insert_finding
 from tests.faults_support import TRACES, Serve
 from tests.payloads import trace_request
+from tests.ports import free_port
 from warehouse.database import open_warehouse
 
 REGISTRY = Path(__file__).parent / "fixtures" / "registry"

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ import yaml
 from genai_prices import Usage, calc_price
 
 from muster.fleet import PLANTED, UNREGISTERED, demo_fleet
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
@@ -51,12 +51,6 @@ CATALOGUE_PROVIDER = {
     "azure.ai.openai": "azure",
     "az.ai.openai": "azure",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def muster(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
