@@ -63,7 +63,8 @@ DAYS = 90
 SPANS_PER_TRACE = 8
 COMMIT_SPANS = 2_000  # spans per writer commit: one ingest_seq each
 CHUNK_TRACES = 50_000  # traces generated and inserted at a time
-MEMORY_LIMIT = "256MB"  # the server's default warehouse_memory_limit
+# the server's default warehouse_memory_limit and checkpoint_threshold: the job runs as in the server
+WAREHOUSE_OPTIONS = {"memory_limit": "256MB", "checkpoint_threshold": "1GB"}
 
 MODELS = [  # (provider, model, operation) of the model calls, all in the catalogue
     ("openai", "gpt-4o", "chat"),
@@ -347,7 +348,7 @@ def add_traffic(path: Path, spans: int, first_seq: int, seed: int = 11) -> None:
     """One minute of new traffic: `spans` spans ending now, in commits of COMMIT_SPANS spans."""
     from warehouse.database import open_warehouse
 
-    con = open_warehouse(path, memory_limit=MEMORY_LIMIT)
+    con = open_warehouse(path, **WAREHOUSE_OPTIONS)
     now = time.time_ns()
     insert(
         con, chunk(np.random.default_rng(seed), spans // SPANS_PER_TRACE, now - 60 * 10**9, now, first_seq)
@@ -364,7 +365,7 @@ def _job_in_child(path: str, full: bool, queue) -> None:
     from analytics.jobs import run_cost_job
     from warehouse.database import open_warehouse
 
-    con = open_warehouse(Path(path), memory_limit=MEMORY_LIMIT)
+    con = open_warehouse(Path(path), **WAREHOUSE_OPTIONS)
     _warm_up()
     started, cpu = time.monotonic(), time.process_time()
     result = run_cost_job(con.cursor(), full=full)
@@ -377,7 +378,7 @@ def _findings_in_child(path: str, queue) -> None:
     from analytics.findings_job import run_findings_job
     from warehouse.database import open_warehouse
 
-    con = open_warehouse(Path(path), memory_limit=MEMORY_LIMIT)
+    con = open_warehouse(Path(path), **WAREHOUSE_OPTIONS)
     _warm_up()
     started, cpu = time.monotonic(), time.process_time()
     result = run_findings_job(con.cursor())
@@ -448,7 +449,7 @@ def endpoint_latencies(path: Path, requests: int = 50) -> dict[str, list[float]]
     from warehouse.access_store import live_credentials
     from warehouse.database import open_warehouse
 
-    con = open_warehouse(path, memory_limit=MEMORY_LIMIT)
+    con = open_warehouse(path, **WAREHOUSE_OPTIONS)
     stats = IngestStats()
     app = create_app(
         connection=con,
@@ -528,7 +529,7 @@ def main() -> None:
     else:  # a kept warehouse gets the registry of this version (budgets change no cost input)
         from warehouse.database import open_warehouse
 
-        with contextlib.closing(open_warehouse(path, memory_limit=MEMORY_LIMIT)) as con:
+        with contextlib.closing(open_warehouse(path, **WAREHOUSE_OPTIONS)) as con:
             apply_registry(con)
     if not args.skip_full:
         seconds, rss, result = run_job(path, full=True)
@@ -540,7 +541,7 @@ def main() -> None:
         )
     from warehouse.database import open_warehouse
 
-    con = open_warehouse(path, memory_limit=MEMORY_LIMIT)
+    con = open_warehouse(path, **WAREHOUSE_OPTIONS)
     seq = con.execute("SELECT max(ingest_seq) + 1 FROM spans").fetchall()[0][0]
     con.close()
     add_traffic(path, 120_000, seq)
