@@ -160,10 +160,23 @@ _CONTENT_KEYS = (
     r'|(input|output)\.value"|traceloop\.entity\.(input|output)")'
 )
 _CONTENT_EVENTS = r'"name":"(gen_ai\.content\.(prompt|completion)|gen_ai\.[a-z_]+\.message|gen_ai\.choice)"'
+# The regular expressions cost ~1.7 us a span over ~400-byte JSON, most of a batch's read: each
+# runs only on the texts holding a literal that every text it can match must hold, which a substring
+# search finds several times faster. The literals are each alternative's distinctive part.
+_CONTENT_LITERALS = ("messages", "gen_ai.system_instructions", "gen_ai.prompt", "gen_ai.completion")
+_CONTENT_LITERALS += ('.value"', "traceloop.entity.")
+
+
+def _containing(column: str, literals: tuple[str, ...]) -> str:
+    return " OR ".join(f"contains({column}, '{literal}')" for literal in literals)
+
+
 _CONTENT_CAPTURED = (
-    f"coalesce(regexp_matches(attributes, '{_CONTENT_KEYS}'), false)"
-    f" OR coalesce(regexp_matches(events, '{_CONTENT_EVENTS}') OR regexp_matches(events, '{_CONTENT_KEYS}'),"
-    " false) AS content_captured"
+    f"CASE WHEN {_containing('attributes', _CONTENT_LITERALS)}"
+    f" THEN coalesce(regexp_matches(attributes, '{_CONTENT_KEYS}'), false) ELSE false END"
+    f" OR CASE WHEN {_containing('events', ('gen_ai.', *_CONTENT_LITERALS))} THEN coalesce("
+    f"regexp_matches(events, '{_CONTENT_EVENTS}') OR regexp_matches(events, '{_CONTENT_KEYS}'), false)"
+    " ELSE false END AS content_captured"
 )
 
 
