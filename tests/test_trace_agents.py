@@ -293,3 +293,41 @@ def test_content_capture_is_read_from_attribute_keys_and_event_names(costed):
         for case, trace_id in traces.items()
     }
     assert found == {case: [(expected,)] for case, (_, _, expected) in CONTENT.items()}
+
+
+def test_an_agent_running_on_several_resources_lists_all_their_keys_once():
+    """A group whose spans come from two resources merges their keys (sorted, each once); a group on
+    one resource takes its keys whole."""
+    import json
+
+    import polars as pl
+
+    from analytics.activity import trace_agents
+    from analytics.attribution import owning_agents
+    from registry import Registry
+
+    pod_a = json.dumps({"service.name": "batch", "k8s.pod.name": "a", "host.name": "h1"})
+    pod_b = json.dumps({"service.name": "batch", "k8s.pod.name": "b", "cloud.region": "eu"})
+    alone = json.dumps({"service.name": "solo", "host.name": "h2"})
+    spans = pl.DataFrame(
+        {
+            "trace_id": ["t1", "t1", "t1"],
+            "span_id": ["s1", "s2", "s3"],
+            "parent_span_id": [None, "s1", None],
+            "start_time": [1, 2, 3],
+            "operation": ["invoke_agent", "execute_tool", "execute_tool"],
+            "agent_name": ["Batcher", None, None],
+            "service_name": ["batch", "batch", "solo"],
+            "resource_attributes": [pod_a, pod_b, alone],
+        },
+        schema_overrides={"start_time": pl.Datetime("ns")},
+    )
+    calls = pl.DataFrame(
+        schema={"trace_id": pl.String, "span_id": pl.String, "cost_usd": pl.Decimal(38, 12)}
+        | {"input_tokens": pl.Int64, "output_tokens": pl.Int64}
+    )
+    rows = trace_agents(spans, owning_agents(spans), calls, Registry()).sort("service_name")
+    assert rows["resource_keys"].to_list() == [
+        ["cloud.region", "host.name", "k8s.pod.name", "service.name"],
+        ["host.name", "service.name"],
+    ]
