@@ -16,11 +16,13 @@ failure it rolls back, is recorded in `job_state.last_error`, and leaves the pre
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -291,30 +293,27 @@ def _run(
         cur, 0 if full_reason else cost_store.job_watermark(cur), batch_spans=batch_spans
     )
     totals = _Totals()
-    for batch in range(plan.batches):
-        spans = checked(SPANS_SCHEMA, cost_store.spans_of_batch(cur, plan, batch))
-        rows, agents = derived_rows(spans, registry, overrides)
-        traces = spans["trace_id"].unique()
-        cost_store.replace_batch(
-            cur,
-            plan,
-            traces,
-            rows,
-            agents,
-            span_times=spans["start_time"],
-            finish=batch == plan.batches - 1,
-            duration_s=time.monotonic() - started,
-            inputs_digest=digest,
-        )
-        totals.add(len(traces), len(spans), rows)
-        if plan.batches > 1:  # a long run says how far it got, in the server's log
-            log.info("cost job: batch %d/%d committed, %d spans", batch + 1, plan.batches, totals.spans)
-        if progress is not None:
-            progress(
-                JobProgress(
-                    batch + 1, plan.batches, totals.spans, max(plan.spans, totals.spans), totals.calls
-                )
+    # closed explicitly: a failed write stops the read ahead at once, not when the traceback goes
+    with contextlib.closing(_derived_batches(cur, plan, registry, overrides)) as batches:
+        for batch, (spans, rows, agents) in enumerate(batches):
+            traces = spans["trace_id"].unique()
+            cost_store.replace_batch(
+                cur,
+                plan,
+                traces,
+                rows,
+                agents,
+                span_times=spans["start_time"],
+                finish=batch == plan.batches - 1,
+                duration_s=time.monotonic() - started,
+                inputs_digest=digest,
             )
+            totals.add(len(traces), len(spans), rows)
+            if plan.batches > 1:  # a long run says how far it got, in the server's log
+                log.info("cost job: batch %d/%d committed, %d spans", batch + 1, plan.batches, totals.spans)
+            if progress is not None:
+                planned = max(plan.spans, totals.spans)
+                progress(JobProgress(batch + 1, plan.batches, totals.spans, planned, totals.calls))
     return JobResult(
         job=cost_store.COST_JOB,
         full=plan.full,
@@ -328,6 +327,33 @@ def _run(
         duration_s=round(time.monotonic() - started, 3),
         full_reason=full_reason,
     )
+
+
+def _derived_batches(
+    cur: duckdb.DuckDBPyConnection,
+    plan: cost_store.ReadPlan,
+    registry: Registry,
+    overrides: PriceOverrides | None,
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+    """Each batch of `plan` in order: its spans, priced call rows and trace_agents rows.
+
+    The next batch is read and derived on a second connection in a thread while the caller writes
+    this one: DuckDB and Polars both release the GIL, so reading and deriving (DuckDB's scan, Polars)
+    overlap with writing (DuckDB's insert and commit) and a full run keeps both cores busy. Batches
+    hold disjoint traces and the read sees only spans, which the writes do not touch.
+    """
+
+    def prepare(batch: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        spans = checked(SPANS_SCHEMA, cost_store.spans_of_batch(reader, plan, batch))
+        return spans, *derived_rows(spans, registry, overrides)
+
+    with contextlib.closing(cur.cursor()) as reader, ThreadPoolExecutor(1, "muster-cost-read") as pool:
+        pending = pool.submit(prepare, 0)
+        for batch in range(1, plan.batches + 1):
+            ready = pending.result()
+            if batch < plan.batches:
+                pending = pool.submit(prepare, batch)
+            yield ready
 
 
 @dataclass
