@@ -77,15 +77,12 @@ def trace_agents(
     """
     frame = _owned_spans(spans, owners, calls)
     resources, keys = _resources(frame)
-    # one id per (trace, identity): the aggregations below group by one integer, and the sort puts
-    # each group's first agent span (else first span) first, its sample
+    # one id per (trace, identity): the aggregations below group by one integer
     ids = frame.select(_GROUP).unique().with_row_index("_gid")
-    frame = (
-        frame.with_columns(_resource=_resource_ids(frame, resources))
-        .join(ids, on=_GROUP, how="left", nulls_equal=True, maintain_order="left")
-        .sort(~pl.col("is_agent_span"), "start_time", "span_id")
+    frame = frame.with_columns(_resource=_resource_ids(frame, resources)).join(
+        ids, on=_GROUP, how="left", nulls_equal=True, maintain_order="left"
     )
-    groups = frame.group_by("_gid").agg(*_measures())
+    groups = frame.group_by("_gid").agg(*_measures()).join(_samples(frame), on="_gid")
     for name, values in _lists(frame, keys).items():
         groups = groups.join(values, on="_gid", how="left").with_columns(
             pl.col(name).fill_null(pl.lit([], dtype=pl.List(pl.String)))
@@ -165,8 +162,18 @@ def _measures() -> list[pl.Expr]:
         pl.col("_input_tokens").sum().cast(pl.Int64).alias("input_tokens"),
         pl.col("_output_tokens").sum().cast(pl.Int64).alias("output_tokens"),
         pl.col("content_captured").any().alias("content_captured"),
-        pl.col("span_id").first().alias("sample_span_id"),
     ]
+
+
+def _samples(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per group, its sample span: its first agent span, else its first span (by start, then id).
+
+    Only the four columns it needs are sorted: sorting the whole frame cost twice as much.
+    """
+    ordered = frame.select("_gid", "span_id", "is_agent_span", "start_time").sort(
+        ~pl.col("is_agent_span"), "start_time", "span_id"
+    )
+    return ordered.group_by("_gid").agg(pl.col("span_id").first().alias("sample_span_id"))
 
 
 def _lists(frame: pl.DataFrame, keys: pl.DataFrame) -> dict[str, pl.DataFrame]:
