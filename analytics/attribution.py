@@ -295,8 +295,9 @@ def _resource_agent_keys(spans: pl.DataFrame) -> pl.DataFrame:
             {name: pl.repeat(None, len(spans), dtype=pl.String, eager=True) for name in _RESOURCE_KEYS}
         )
     distinct = spans.select(pl.col("resource_attributes").unique().drop_nulls())
+    text = pl.col("resource_attributes").cast(pl.String)  # the cost job reads it as an Enum
     parsed = distinct.with_columns(
-        pl.col("resource_attributes").str.json_path_match(f'$["{attribute}"]').alias(name)
+        text.str.json_path_match(f'$["{attribute}"]').alias(name)
         for name, attribute in _RESOURCE_KEYS.items()
     )
     joined = spans.select("resource_attributes").join(
