@@ -82,8 +82,11 @@ def replay(tables: list[pa.Table], group: int, directory: Path) -> dict[str, obj
     for figures in (clock.wall, clock.cpu):
         figures["commit"] = figures.pop("commit_total") - figures["insert"]
         figures["total"] = figures["insert"] + figures["commit"] + figures["checkpoint"]
-    us = {f"{kind}_{phase}": round(seconds / stored * 1e6, 2) for kind, figures in
-          (("wall", clock.wall), ("cpu", clock.cpu)) for phase, seconds in figures.items()}
+    us = {
+        f"{kind}_{phase}": round(seconds / stored * 1e6, 2)
+        for kind, figures in (("wall", clock.wall), ("cpu", clock.cpu))
+        for phase, seconds in figures.items()
+    }
     return {"rows": stored, "file_mb": round(file_mb, 1), **us}
 
 
