@@ -299,10 +299,15 @@ def _as_span_rows(frame: pl.DataFrame, span_ids: pl.Series, first_seq: int) -> p
 
 
 def insert(con, frame: pl.DataFrame) -> None:
-    """Append rows to `spans` from Arrow, as the writer does."""
-    con.register("_bench_spans", frame.to_arrow())
+    """Append rows to `spans` from Arrow, as the writer does (resource attributes once, in `resources`)."""
+    from warehouse.resources import KnownResources
+
+    unseen: dict = {}
+    rows = KnownResources().keyed(frame.to_arrow(compat_level=pl.CompatLevel.oldest()), unseen)
+    KnownResources().store(con, unseen)
+    con.register("_bench_spans", rows)
     try:
-        names = ", ".join(frame.columns)
+        names = ", ".join(rows.column_names)
         con.execute(f"INSERT INTO spans ({names}) SELECT {names} FROM _bench_spans")
     finally:
         con.unregister("_bench_spans")

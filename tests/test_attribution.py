@@ -608,7 +608,8 @@ def test_spans_through_ingest_the_warehouse_and_pricing_are_attributed(warehouse
             writer.submit(WriteBatch("spans", normalise_traces(request).table)).result(10)
     finally:
         writer.shutdown()
-    spans = pl.from_arrow(warehouse.sql("SELECT * FROM spans").to_arrow_table())
+    stored = warehouse.sql("SELECT * FROM spans LEFT JOIN resources USING (resource_id)")
+    spans = pl.from_arrow(stored.to_arrow_table())
 
     owners = owning_agents(spans)
     priced = price_calls(model_calls(spans))

@@ -187,7 +187,7 @@ def test_resource_status_events_and_raw_attributes_are_kept(server, transport):
         " scope_name, scope_version, kind, status_code, status_message, error_type,"
         " attributes->>'$.\"gen_ai.agent.id\"', resource_attributes->>'$.\"host.name\"',"
         " json_array_length(events), events->>'$[0].name'"
-        " FROM spans WHERE convention = 'otel_genai'"
+        " FROM spans LEFT JOIN resources USING (resource_id) WHERE convention = 'otel_genai'"
     )
     assert row == (
         "support-agent",

@@ -267,7 +267,8 @@ def _batched(traces: pl.DataFrame, batch_spans: int, *, full: bool) -> pl.DataFr
 
 
 _SPANS_OF_BATCH = f"""
-SELECT {_COLUMN_LIST}, {_CONTENT_CAPTURED}, ingest_seq FROM spans
+SELECT {_COLUMN_LIST}, {_CONTENT_CAPTURED}, ingest_seq
+FROM spans LEFT JOIN resources USING (resource_id)
 WHERE ingest_seq BETWEEN $low AND $high AND trace_id IN (SELECT trace_id FROM _batch_read)
 """  # noqa: S608 - composed of constant SQL only
 # an incremental batch: its traces' older spans are bounded by time, not by ingest_seq

@@ -152,7 +152,7 @@ SELECT count(*) FROM spans WHERE trace_id = $trace
 
 _SPANS = f"""
 WITH unique_spans AS (
-    SELECT * FROM spans WHERE trace_id = $trace
+    SELECT * FROM spans LEFT JOIN resources USING (resource_id) WHERE trace_id = $trace
     QUALIFY row_number() OVER (PARTITION BY span_id ORDER BY ingest_seq) = 1
 )
 SELECT s.span_id, s.parent_span_id, s.name, s.kind, s.start_time, s.end_time, s.duration_ns / 1e6,

@@ -12,6 +12,10 @@ first row of each key is kept (checked in Arrow before the INSERT); against stor
 anti-join in the INSERT, bounded by the batch's time range, which lets DuckDB skip row groups by
 their min/max, so the cost of a commit grows with the batch, not with the history (a retried
 item has the same timestamp).
+
+A row's resource attributes are stored once per resource (`warehouse.resources`): each row gets
+the content key of its resource's text, and resources the writer has not stored before are
+inserted in the same transaction as the rows that use them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse.errors import WarehouseError, WriteFailed
+from warehouse.resources import KnownResources, Unseen
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +113,8 @@ class Writer:
         self._checkpointed_at = time.monotonic()
         self._thread: threading.Thread | None = None
         self._seq = self._last_seq()
+        self._resources = KnownResources()
+        self._unseen: Unseen = {}  # resources the open transaction uses and may have to store
 
     @property
     def running(self) -> bool:
@@ -227,9 +234,11 @@ class Writer:
         """Insert the group in one transaction; return how many rows were new (retries add none)."""
         con = self._con
         self._seq += 1
+        self._unseen = {}
         con.execute("BEGIN")
         try:
             stored = sum(self._insert(table, rows) for table, rows in _tables_of(group))
+            self._resources.store(con, self._unseen)
             self._insert_rejects(group)
             con.execute("COMMIT")
             self._dirty = True
@@ -237,11 +246,12 @@ class Writer:
             self._seq -= 1
             _roll_back(con)
             raise
+        self._resources.remember(self._unseen)
         return stored
 
     def _insert(self, table: str, rows: pa.Table) -> int:
         keys, time_column = _DEDUPE[table]
-        rows = _first_of_each_key(rows, keys)
+        rows = self._resources.keyed(_first_of_each_key(rows, keys), self._unseen)
         bounds = pc.min_max(rows[time_column].cast(pa.int64()))
         same_key = " AND ".join(f"s.{key} = b.{key}" for key in keys)
         self._con.register("incoming", rows)
