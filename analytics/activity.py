@@ -110,7 +110,7 @@ def trace_agents(
         "resource_keys",
         "content_captured",
         "sample_span_id",
-    ).sort("trace_id", "first_seen", "observed_identity", nulls_last=True)
+    )
 
 
 def _owned_spans(spans: pl.DataFrame, owners: pl.DataFrame, calls: pl.DataFrame) -> pl.DataFrame:
