@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "BudgetLine",
     "budget_lines",
     "budget_statuses",
+    "daily_spend_since",
     "earliest_period_start",
     "exchange_rate",
     "period_bounds",
@@ -153,6 +154,15 @@ def earliest_period_start(registry: Registry, today: date) -> date | None:
     """
     starts = [period_bounds(line.period, today)[0] for line in budget_lines(registry)]
     return min(starts, default=None)
+
+
+def daily_spend_since(registry: Registry, since: datetime, today: date) -> datetime:
+    """`since`, or the start of the longest current budget period if earlier (a quarter, a year).
+
+    A registry of monthly budgets reads the five weeks anomalies and forecasts need and no more.
+    """
+    start = earliest_period_start(registry, today)
+    return since if start is None else min(since, datetime(start.year, start.month, start.day))
 
 
 def unevaluated_budgets(registry: Registry, exchange_rates: ExchangeRates | None) -> list[dict[str, Any]]:
