@@ -323,6 +323,7 @@ def _status_row(
         "amount": _text(Decimal(str(line.amount))),
         "period_start": start.isoformat(),
         "period_end": end.isoformat(),
+        "period_label": period_label(line.period, start),
         "exchange_rate": str(rate),
         "actual": _text(actual / rate),
         "forecast": _text(projected / rate),

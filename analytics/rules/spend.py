@@ -10,17 +10,16 @@ yesterday and on today so far; runaway loops over the last day of calls.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 
 import polars as pl
 
 from analytics.anomaly import daily_anomalies
-from analytics.budgets import USD, budget_statuses, period_label
+from analytics.budgets import USD, budget_statuses
 from analytics.findings import Finding, Rule, Severity
 from analytics.rules.context import DetectionContext
 from analytics.rules.evidence import money, timestamp
 from analytics.runaway import runaway_conversations, runaway_rates
-from registry.model import BudgetPeriod
 
 BUDGET_ACTUAL = Rule(
     "spend.budget_threshold",
@@ -82,7 +81,7 @@ def detect(ctx: DetectionContext) -> Iterator[Finding]:
 
 def _budgets(ctx: DetectionContext, daily: pl.DataFrame) -> Iterator[Finding]:
     for status in budget_statuses(ctx.registry, daily, ctx.today, ctx.config.exchange_rates):
-        period = period_label(BudgetPeriod(status["period"]), date.fromisoformat(status["period_start"]))
+        period = status["period_label"]
         scope = {"agent_id": status["agent_id"], "department_id": status["department_id"]}
         amount, spent = _money(status["amount"], status), _money(status["actual"], status)
         evidence = {
