@@ -267,3 +267,144 @@ def test_a_monthly_usd_budget_reads_as_before():
         100,
     )
     assert row["exhausted_on"] == "2026-11-25" and row["status"] == "warning"
+
+
+# Through the API and the CLI, as a user calls them: a real server, real OTLP, the real jobs.
+
+SERVED = """
+apiVersion: muster/v1
+kind: Department
+metadata: {id: research}
+spec: {name: Research, monthlyBudget: 1000}
+---
+apiVersion: muster/v1
+kind: Department
+metadata: {id: sales}
+spec: {name: Sales}
+---
+apiVersion: muster/v1
+kind: Agent
+metadata: {id: triage}
+spec: {name: Triage, owner: ana@example.com, department: research, lifecycle: production,
+       match: [{agentName: triage}]}
+"""
+
+
+def served_budget(id_: str, period: str, currency: str) -> str:
+    return (
+        f"---\napiVersion: muster/v1\nkind: Budget\nmetadata: {{id: {id_}}}\nspec:\n"
+        f"  scope: {{department: research}}\n  amount: 1000\n  period: {period}\n  currency: {currency}\n"
+    )
+
+
+def model_call(at: datetime):
+    """An OTLP request with one agent span and one priced chat call beneath it, started at `at`."""
+    import os
+
+    from tests.otlp_builders import span, trace_request
+
+    trace_id, root, start = os.urandom(16), os.urandom(8), int(at.timestamp() * 1e9)
+    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"}
+    call = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 200_000,
+        "gen_ai.usage.output_tokens": 50_000,
+    }
+    spans = [
+        span(
+            "invoke_agent triage",
+            trace_id=trace_id,
+            span_id=root,
+            start=start,
+            end=start + 10**9,
+            attributes=agent,
+        ),
+        span(
+            "chat gpt-4o",
+            trace_id=trace_id,
+            span_id=os.urandom(8),
+            parent_span_id=root,
+            start=start + 1000,
+            end=start + 2000,
+            attributes=call,
+        ),
+    ]
+    return trace_request({"service.name": "triage-svc"}, spans)
+
+
+@pytest.fixture
+def rated_server(tmp_path):
+    from tests.conftest import start_server
+
+    running = start_server(
+        tmp_path / "data", decode_workers=1, jobs_interval_seconds=0, exchange_rates={"EUR": "1.25"}
+    )
+    yield running
+    running.stop()
+
+
+def test_budgets_status_and_the_cli_show_every_period_and_currency_or_why_not(rated_server):
+    import json
+
+    import httpx
+
+    from tests.test_access import admin_headers, bearer, new_token
+    from tests.test_costs_job import cli
+    from tests.test_findings_job import apply, findings, run_jobs, send
+
+    server, admin = rated_server, admin_headers(rated_server)
+    budgets = [served_budget("q", "quarterly", "USD"), served_budget("y-eur", "annual", "EUR")]
+    apply(server, **{"registry.yaml": SERVED + "".join(budgets) + served_budget("jp", "quarterly", "JPY")})
+    now = datetime.now(UTC)
+    # an older call in this year, beyond the five weeks a monthly-only registry reads whenever the date allows
+    older = min(
+        max(now - timedelta(days=60), datetime(now.year, 1, 1, 0, 10, tzinfo=UTC)), now - timedelta(minutes=2)
+    )
+    for at in (older, now - timedelta(minutes=1)):
+        send(server, model_call(at))
+    run_jobs(server)
+
+    def spent_since(first: date) -> Decimal:
+        params = {"by": "department", "from": first.isoformat(), "to": now.date().isoformat()}
+        rows = httpx.get(server.api_url + "/api/v1/spend", params=params, headers=admin).json()
+        return sum((Decimal(r["cost_usd"]) for r in rows if r["department"] == "research"), Decimal(0))
+
+    answer = httpx.get(server.api_url + "/api/v1/budgets/status", headers=admin).json()
+    rows = {row["budget_id"]: row for row in answer["budgets"]}
+    assert set(rows) == {"department:research", "q", "y-eur"}
+    quarter = period_bounds(BudgetPeriod.QUARTERLY, now.date())
+    year_spend = spent_since(date(now.year, 1, 1))
+    assert year_spend > spent_since(now.date()) > 0  # the older call is priced and in this year
+    assert (rows["q"]["period_start"], rows["q"]["period_end"]) == tuple(d.isoformat() for d in quarter)
+    assert rows["q"]["actual"] == cents(spent_since(quarter[0]))
+    assert rows["department:research"]["actual"] == cents(spent_since(now.date().replace(day=1)))
+    eur = rows["y-eur"]
+    assert (eur["period"], eur["period_start"], eur["currency"], eur["exchange_rate"]) == (
+        "annual",
+        f"{now.year}-01-01",
+        "EUR",
+        "1.25",
+    )
+    assert eur["actual_usd"] == cents(year_spend) and eur["actual"] == cents(year_spend / Decimal("1.25"))
+    assert eur["amount"] == "1000.00" and eur["amount_usd"] == "1250.00"
+    (jp,) = answer["not_evaluated"]
+    assert (jp["budget_id"], jp["currency"], jp["status"]) == ("jp", "JPY", "not_evaluated")
+    assert "no exchange rate for JPY" in jp["reason"]
+
+    (finding,) = findings(server, admin, rule="hygiene.budget_not_evaluated")
+    assert (finding["subject_id"], finding["severity"], finding["category"]) == ("jp", "info", "hygiene")
+    sales = bearer(new_token(server, "finance", department_id="sales"))
+    scoped = httpx.get(server.api_url + "/api/v1/budgets/status", headers=sales).json()
+    assert scoped == {"budgets": [], "not_evaluated": []}  # research's budgets are not sales' to see
+
+    data_dir = server.server.settings.data_dir
+    listed = cli(data_dir, "budgets", "status", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output) == answer
+    shown = cli(data_dir, "budgets", "status")
+    assert shown.exit_code == 0, shown.output
+    assert f"quarterly {period_label(BudgetPeriod.QUARTERLY, quarter[0])}" in shown.output
+    assert "1000.00 EUR @ 1.25 USD" in shown.output
+    assert "not evaluated jp (1000.00 JPY, quarterly): no exchange rate for JPY" in shown.output
