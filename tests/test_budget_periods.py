@@ -408,3 +408,28 @@ def test_budgets_status_and_the_cli_show_every_period_and_currency_or_why_not(ra
     assert f"quarterly {period_label(BudgetPeriod.QUARTERLY, quarter[0])}" in shown.output
     assert "1000.00 EUR @ 1.25 USD" in shown.output
     assert "not evaluated jp (1000.00 JPY, quarterly): no exchange rate for JPY" in shown.output
+
+
+@pytest.mark.parametrize("page", ["spend", "overview"])
+def test_the_dashboards_budget_views_say_which_budgets_are_not_evaluated(rated_server, monkeypatch, page):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboards import APP
+    from tests.dashboards_seed import api
+    from tests.test_findings_job import apply, run_jobs, send
+
+    server = rated_server
+    apply(server, **{"registry.yaml": SERVED + served_budget("jp", "quarterly", "JPY")})
+    send(server, model_call(datetime.now(UTC) - timedelta(minutes=1)))
+    run_jobs(server)
+    token = (server.server.settings.data_dir / "admin.token").read_text().strip()
+    monkeypatch.setenv("MUSTER_API_URL", server.api_url)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["muster_token"] = token
+    at.session_state["muster_who"] = api(server, "GET", "/api/v1/whoami", token).json()
+    at.run()
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    (warning,) = [w.value for w in at.warning if "not evaluated" in w.value]
+    assert "jp" in warning and "JPY" in warning and "exchange" in warning
