@@ -127,7 +127,8 @@ def burn_down(filters: ui.Filters) -> None:
         return
     data = pd.DataFrame(rows)
     # the chart is in USD whatever each department's currency; the table shows both
-    for column in ("actual_usd", "forecast_usd", "amount_usd"):
+    amounts = ("actual", "forecast", "amount", "forecast_low", "forecast_high")
+    for column in (*amounts, "actual_usd", "forecast_usd", "amount_usd"):
         if column in data:
             data[column] = data[column].map(lambda v: float(ui.decimal(v)))
     base = alt.Chart(data).encode(y=alt.Y("department_id:N", title="department"))
