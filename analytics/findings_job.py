@@ -21,6 +21,7 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
+from analytics.budgets import daily_spend_since
 from analytics.jobs import checked
 from analytics.rules import RULES, DetectionConfig, DetectionContext, detect
 from registry import Registry
@@ -91,6 +92,7 @@ def detection_context(
     lowest_cap = min((cap for cap in caps if cap is not None), default=None)
     bare = DetectionContext(registry=registry, now=now, config=config)
     since = bare.since
+    spend_since = daily_spend_since(registry, since(config.spend_history), now.date())
     return dataclasses.replace(
         bare,
         identities=checked(IDENTITIES_SCHEMA, detection_store.identities(cur, since(config.identity_window))),
@@ -102,9 +104,7 @@ def detection_context(
         providers_first_seen=detection_store.usage_first_seen(cur, "provider"),
         endpoints_first_seen=detection_store.usage_first_seen(cur, "endpoint"),
         telemetry_start=detection_store.telemetry_start(cur),
-        daily_spend=checked(
-            DAILY_SPEND_SCHEMA, detection_store.daily_spend(cur, since(config.spend_history))
-        ),
+        daily_spend=checked(DAILY_SPEND_SCHEMA, detection_store.daily_spend(cur, spend_since)),
         unpriced=detection_store.unpriced_calls(cur, since(config.drift_window)),
         mismatches=detection_store.cost_mismatches(cur, since(config.drift_window)),
         expensive_calls=None

@@ -25,6 +25,10 @@ Forecast method (`month_end_forecast`), per key:
    the estimated level, which every remaining day shares. low/high are the central `interval`
    normal range around the forecast; low never goes below month-to-date actual. A key with a single
    day of history gets σ = its level (a coefficient of variation of 1).
+
+`period_end_forecast` is the same method for any period (a calendar quarter or year): actual from
+the period's first day to `as_of`, projection to the period's last day. It learns from the same
+recent weeks whatever the horizon — see its docstring for what that means for a quarter or a year.
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ FORECAST_COLUMNS = (
     "daily_actual",
     "daily_expected",
 )
+
+# period_end_forecast's columns: the period's first and last day in place of `month`, then the same.
+PERIOD_FORECAST_COLUMNS = ("period_start", "period_end", *FORECAST_COLUMNS[1:])
 
 _WEEKDAYS = pl.DataFrame({"weekday": list(range(1, 8))}, schema={"weekday": pl.Int8})
 
@@ -186,9 +193,14 @@ def level_fits(
     )
 
 
-def month_to_date(daily: pl.DataFrame, *, key: list[str], keys: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Per key: month-to-date actual (Decimal) and the list of daily actuals from the 1st to `as_of`."""
-    month_start = as_of.replace(day=1)
+def month_to_date(
+    daily: pl.DataFrame, *, key: list[str], keys: pl.DataFrame, as_of: date, start: date | None = None
+) -> pl.DataFrame:
+    """Per key: period-to-date actual (Decimal) and the list of daily actuals from `start` to `as_of`.
+
+    `start` is the period's first day, by default the 1st of `as_of`'s month.
+    """
+    month_start = start or as_of.replace(day=1)
     days = pl.DataFrame({"day": pl.date_range(month_start, as_of, eager=True)})
     sums = daily_spend_by_key(daily, key).filter(pl.col("day").is_between(month_start, as_of))
     return (
@@ -268,16 +280,66 @@ def month_end_forecast(
     (Decimal per day from the 1st to `as_of`) and `daily_expected` (Float64 per remaining day).
     Keys without spend up to `as_of` are absent.
     """
+    month_start = as_of.replace(day=1)
+    month_end = (month_start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    return (
+        period_end_forecast(
+            daily,
+            as_of=as_of,
+            key=key,
+            period_start=month_start,
+            period_end=month_end,
+            history_days=history_days,
+            level_days=level_days,
+            min_season_days=min_season_days,
+            trend=trend,
+            interval=interval,
+        )
+        .rename({"period_start": "month"})
+        .drop("period_end")
+    )
+
+
+def period_end_forecast(
+    daily: pl.DataFrame,
+    *,
+    as_of: date,
+    key: str | list[str],
+    period_start: date,
+    period_end: date,
+    history_days: int = 28,
+    level_days: int = 14,
+    min_season_days: int = 21,
+    trend: bool = False,
+    interval: float = 0.8,
+) -> pl.DataFrame:
+    """Per key: period-to-date actual spend and the forecast total at `period_end`, with a low/high range.
+
+    `month_end_forecast`'s method and parameters for any period that holds `as_of`, such as a
+    calendar quarter or year; the horizon is the period's remaining days. Output columns: the key,
+    then `PERIOD_FORECAST_COLUMNS` (`period_start` and `period_end` in place of `month`;
+    `days_elapsed` counts from `period_start`, `mtd_actual` is the period-to-date actual).
+
+    For long horizons the forecast still learns only from the last `history_days` (weekday factors)
+    and `level_days` (level) before `as_of`: each remaining day of a quarter or a year expects the
+    recent deseasonalised rate times its weekday factor. It does not learn month-of-year or
+    end-of-quarter patterns (a year of history would be needed, and budgets must be judged in
+    their first weeks), and with `trend=False` it does not extrapolate growth over months; the
+    low/high range widens with the number of remaining days, as the variance above says.
+    """
+    if not period_start <= as_of <= period_end:
+        raise ValueError(
+            f"as_of {as_of} is outside the period {period_start} .. {period_end}: forecast a period "
+            f"that holds the last complete day"
+        )
     keys = key_columns(key)
     if not 0 < interval < 1:
         raise ValueError(f"interval must be between 0 and 1 (a central probability), got {interval}")
-    month_start = as_of.replace(day=1)
-    month_end = (month_start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     start = as_of - timedelta(days=history_days - 1)
-    # keys last seen before both the history window and the month are gone, not forecast at zero
+    # keys last seen before both the history window and the period are gone, not forecast at zero
     current = (
         daily_spend_by_key(daily, keys)
-        .filter(pl.col("day").is_between(min(start, month_start), as_of))
+        .filter(pl.col("day").is_between(min(start, period_start), as_of))
         .select(keys)
         .unique()
     )
@@ -289,8 +351,10 @@ def month_end_forecast(
         return _empty_forecast(daily, keys)
     factors = weekday_factors(history, key=keys, min_season_days=min_season_days)
     fits = level_fits(history, factors, key=keys, as_of=as_of, level_days=level_days, trend=trend)
-    ahead = remaining_days(fits, factors, key=keys, as_of=as_of, month_end=month_end)
-    actual = month_to_date(daily, key=keys, keys=history.select(keys).unique(), as_of=as_of)
+    ahead = remaining_days(fits, factors, key=keys, as_of=as_of, month_end=period_end)
+    actual = month_to_date(
+        daily, key=keys, keys=history.select(keys).unique(), as_of=as_of, start=period_start
+    )
     half_width = pl.lit(NormalDist().inv_cdf(0.5 + interval / 2)) * pl.col("remaining_sd")
     seasonal = factors.group_by(keys).agg(pl.col("seasonal").first())
     span = history.group_by(keys).agg(pl.len().alias("history_days"))
@@ -307,10 +371,11 @@ def month_end_forecast(
         )
         .select(
             *keys,
-            pl.lit(month_start).alias("month"),
+            pl.lit(period_start).alias("period_start"),
+            pl.lit(period_end).alias("period_end"),
             pl.lit(as_of).alias("as_of"),
-            pl.lit(as_of.day, dtype=pl.Int32).alias("days_elapsed"),
-            pl.lit((month_end - as_of).days, dtype=pl.Int32).alias("days_remaining"),
+            pl.lit((as_of - period_start).days + 1, dtype=pl.Int32).alias("days_elapsed"),
+            pl.lit((period_end - as_of).days, dtype=pl.Int32).alias("days_remaining"),
             pl.col("history_days").cast(pl.Int32),
             (method + pl.when(pl.lit(trend)).then(pl.lit("+trend")).otherwise(pl.lit(""))).alias("method"),
             pl.col("level").alias("daily_rate"),
@@ -330,7 +395,8 @@ def month_end_forecast(
 
 def _empty_forecast(daily: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     schema = {c: daily.schema[c] for c in keys} | {
-        "month": pl.Date,
+        "period_start": pl.Date,
+        "period_end": pl.Date,
         "as_of": pl.Date,
         "days_elapsed": pl.Int32,
         "days_remaining": pl.Int32,
@@ -373,15 +439,16 @@ def share_pct(spend: pl.Expr, amount: pl.Expr) -> pl.Expr:
     )
 
 
-def exhaustion_dates(status: pl.DataFrame) -> pl.DataFrame:
-    """Per status row (`_row`): the first day of the month on which cumulative spend reaches the budget.
+def exhaustion_dates(status: pl.DataFrame, *, start: str = "month") -> pl.DataFrame:
+    """Per status row (`_row`): the first day of the period on which cumulative spend reaches the budget.
 
     The path is the actual days followed by the expected ones, so a budget already spent gets the day
-    it ran out, and one that will run out gets the projected day.
+    it ran out, and one that will run out gets the projected day. `start` names the column holding
+    the period's first day (`month`, or `period_start` for `period_end_forecast`).
     """
     path = status.select(
         "_row",
-        "month",
+        pl.col(start).alias("month"),
         "amount",
         pl.concat_list(pl.col("daily_actual"), pl.col("daily_expected").cast(pl.List(MONEY))).alias("spend"),
     ).with_columns(pl.int_ranges(0, pl.col("spend").list.len()).alias("offset"))
@@ -399,10 +466,10 @@ def budget_status(
 ) -> pl.DataFrame:
     """Per key and budget: shares of budget spent and forecast, thresholds crossed, exhaustion date.
 
-    `forecast` is `month_end_forecast`'s output; its key is every column not in `FORECAST_COLUMNS`.
-    `budgets` holds those key columns and `amount` (the month's budget, in the forecast's currency),
-    optionally `budget_id`; a key may have several budgets. Quarterly and annual budgets need their
-    own forecast horizon and are not handled here: pass monthly amounts.
+    `forecast` is `month_end_forecast`'s output (or `period_end_forecast`'s); its key is every column
+    not in `FORECAST_COLUMNS` (`PERIOD_FORECAST_COLUMNS`). `budgets` holds those key columns and
+    `amount` (the period's budget, in the forecast's currency), optionally `budget_id`; a key may
+    have several budgets.
 
     Output: the key, `budget_id` (if given), `amount`, `mtd_actual`, `forecast_total`, `actual_pct`
     and `forecast_pct` (percent of the budget: 80.0 means 80 %), `actual_threshold` and
@@ -415,7 +482,8 @@ def budget_status(
         raise ValueError(
             f"thresholds must be positive budget fractions, such as (0.5, 0.8, 1.0); got {tuple(thresholds)}"
         )
-    keys = [c for c in forecast.columns if c not in FORECAST_COLUMNS]
+    known = set(FORECAST_COLUMNS) | set(PERIOD_FORECAST_COLUMNS)
+    keys = [c for c in forecast.columns if c not in known]
     missing = [c for c in [*keys, "amount"] if c not in budgets.columns]
     if missing:
         raise ValueError(
@@ -432,7 +500,7 @@ def budget_status(
         .sort([*keys, *extra], nulls_last=True)
         .with_row_index("_row")
     )
-    exhausted = exhaustion_dates(status)
+    exhausted = exhaustion_dates(status, start="month" if "month" in status.columns else "period_start")
     amount = pl.col("amount")
     return status.join(exhausted, on="_row", how="left").select(
         *keys,

@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 
 from analytics.findings_job import FindingsResult, run_findings_job
 from analytics.jobs import BATCH_SPANS, JobResult, ProgressCallback, run_cost_job
+from analytics.rules import DetectionConfig
 from warehouse.maintenance import apply_retention
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ class JobScheduler:
     """Runs the jobs every `interval` seconds (0: only on demand) over `connection`.
 
     `retention_days` (raw, cost) turns on hourly retention; None leaves every row in place.
+    `exchange_rates` (USD per unit) let the findings job judge budgets in other currencies.
     """
 
     def __init__(
@@ -43,12 +47,14 @@ class JobScheduler:
         prices_file: Path,
         retention_days: tuple[int, int] | None = None,
         batch_spans: int = BATCH_SPANS,
+        exchange_rates: Mapping[str, Decimal] | None = None,
     ) -> None:
         self._connection = connection
         self._interval = interval
         self._prices_file = prices_file
         self._retention_days = retention_days
         self._batch_spans = batch_spans
+        self._findings_config = DetectionConfig(exchange_rates=dict(exchange_rates or {}))
         self._retention_due = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -81,7 +87,7 @@ class JobScheduler:
     def run_findings_now(self) -> FindingsResult:
         """Run every detection rule now, after any job in progress; raises what the job raised."""
         with self._lock, self._connection.cursor() as cur:
-            return run_findings_job(cur)
+            return run_findings_job(cur, config=self._findings_config)
 
     def apply_retention_now(self) -> dict[str, int]:
         """Delete what is past its retention days now; nothing when retention is off."""

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import api
+from dashboards.text import plain
 
 DEFAULT_DAYS = 30
 PAGE_SIZE = 50
@@ -165,6 +166,16 @@ def paginated(data: pd.DataFrame, key: str, page_size: int = PAGE_SIZE) -> pd.Da
     st.dataframe(shown, hide_index=True, width="stretch")
     st.caption(f"{len(data):,} rows" + (f", {page_size} per page" if pages > 1 else ""))
     return shown
+
+
+def budgets_not_evaluated(answer: dict[str, Any] | None, department: str | None) -> None:
+    """A warning for each budget the server does not evaluate (a currency without an exchange rate)."""
+    for row in (answer or {}).get("not_evaluated", []):
+        if department in (None, row.get("department_id")):
+            st.warning(
+                f"Budget {plain(row['budget_id'])} ({plain(row['amount'])} {plain(row['currency'])},"
+                f" {plain(row['period'])}) is not evaluated: {plain(row['reason'])}"
+            )
 
 
 def not_signed_in() -> bool:

@@ -120,7 +120,10 @@ def rules(as_json: JsonOption = False) -> None:
 
 @budgets.command("status")
 def budget_status(as_json: JsonOption = False) -> None:
-    """Each monthly budget: spent so far, forecast at month end, thresholds reached."""
+    """Each budget: spent so far this month, quarter or year, forecast at its end, thresholds reached.
+
+    Budgets in a currency without an exchange rate are listed as not evaluated, with the reason.
+    """
     with muster_session() as muster:
         answer = muster.get("/api/v1/budgets/status")
     emit(answer, as_json, _print_budgets)
@@ -179,11 +182,12 @@ def _print_rules(found: Any) -> None:
 
 
 def _print_budgets(answer: Any) -> None:
-    shown = Table("budget", "amount", "spent", "%", "forecast", "%", "runs out", "status")
+    shown = Table("budget", "period", "amount", "spent", "%", "forecast", "%", "runs out", "status")
     for row in answer["budgets"]:
         shown.add_row(
             row["budget_id"],
-            row["amount"],
+            f"{row['period']} {row['period_label']}",
+            _amount(row),
             row["actual"],
             _pct(row["actual_pct"]),
             row["forecast"],
@@ -192,6 +196,19 @@ def _print_budgets(answer: Any) -> None:
             row["status"],
         )
     out.print(shown)
+    for row in answer.get("not_evaluated", []):
+        out.print(
+            f"[yellow]not evaluated[/yellow] {_plain(row['budget_id'])} ({_amount(row)}, {row['period']}): "
+            f"{_plain(row['reason'])}"
+        )
+
+
+def _amount(row: Any) -> str:
+    """The amount with its currency when that is not USD (with the rate it was judged at)."""
+    if row["currency"] == "USD":
+        return row["amount"]
+    rate = f" @ {row['exchange_rate']} USD" if row.get("exchange_rate") else ""
+    return f"{row['amount']} {row['currency']}{rate}"
 
 
 def _pct(value: float | None) -> str:

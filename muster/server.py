@@ -131,6 +131,7 @@ class Server:
             prices_file=settings.prices_file,
             retention_days=(settings.raw_retention_days, settings.cost_retention_days),
             batch_spans=settings.jobs_batch_spans,
+            exchange_rates=settings.exchange_rates,
         )
         jobs.start()
         stack.callback(jobs.shutdown)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import tomllib
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, StringConstraints, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -125,6 +126,12 @@ class Settings(BaseSettings):
     prices_file: Path = Field(
         Path("data/prices.yaml"),
         description="Price overrides (discounts, custom models, aliases); a missing file means none.",
+    )
+    exchange_rates: dict[
+        Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")], Annotated[Decimal, Field(gt=0)]
+    ] = Field(
+        default_factory=dict,
+        description='USD per unit of each currency budgets are declared in, e.g. {"EUR": "1.08"}.',
     )
 
     require_credentials: bool = Field(

@@ -6,8 +6,10 @@ the context from the warehouse (`warehouse.detection_store`); tests build it fro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -30,6 +32,8 @@ class DetectionConfig:
     duplicate_min_tools: int = 3  # identical tool sets of this size are hardly a coincidence
     spend_history: timedelta = timedelta(days=35)  # four weeks of baseline plus this week
     runaway_window: timedelta = timedelta(hours=24)  # runaway is about now; a day gives the norm
+    # USD per unit of a budget's currency (the exchange_rates setting); USD needs none
+    exchange_rates: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

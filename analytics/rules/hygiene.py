@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from analytics.budgets import unevaluated_budgets
 from analytics.findings import Finding, Rule, Severity
 from analytics.rules.context import DetectionContext
 from registry.model import Lifecycle
@@ -20,12 +21,42 @@ NO_OWNER = Rule(
     "An agent has no real owner (a placeholder such as 'unknown') or its department is not registered.",
     "Set the accountable owner and an existing department in the registration.",
 )
-RULES = (REVIEW_OVERDUE, NO_OWNER)
+BUDGET_NOT_EVALUATED = Rule(
+    "hygiene.budget_not_evaluated",
+    Severity.INFO,
+    "A budget is not evaluated: its currency has no exchange rate, and spend is priced in USD.",
+    "Add the currency's rate (USD per unit) to the exchange_rates setting, or declare the budget in USD.",
+)
+RULES = (REVIEW_OVERDUE, NO_OWNER, BUDGET_NOT_EVALUATED)
 
 _PLACEHOLDER_OWNERS = {"unknown", "tbd", "todo", "none", "n/a", "na", "-", "nobody", "unassigned"}
 
 
 def detect(ctx: DetectionContext) -> Iterator[Finding]:
+    yield from _agents(ctx)
+    yield from _budgets(ctx)
+
+
+def _budgets(ctx: DetectionContext) -> Iterator[Finding]:
+    for budget in unevaluated_budgets(ctx.registry, ctx.config.exchange_rates):
+        yield Finding(
+            BUDGET_NOT_EVALUATED,
+            "budget",
+            budget["budget_id"],
+            f"Budget {budget['budget_id']} ({budget['amount']} {budget['currency']} {budget['period']})"
+            f" is not evaluated: no exchange rate for {budget['currency']}",
+            # a rate resolves it; a change to another currency without a rate is a new finding
+            dimension=budget["currency"],
+            agent_id=budget["agent_id"],
+            department_id=budget["department_id"],
+            evidence={
+                key: budget[key] for key in ("scope", "amount", "currency", "period", "source", "reason")
+            },
+            labels={"budget": budget["budget_id"], "currency": budget["currency"]},
+        )
+
+
+def _agents(ctx: DetectionContext) -> Iterator[Finding]:
     for agent in ctx.registry.agents.values():
         spec = agent.spec
         if spec.lifecycle == Lifecycle.RETIRED:

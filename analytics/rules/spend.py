@@ -1,7 +1,9 @@
 """Spend rules: budgets crossed (actual and forecast), anomalous days, runaway loops, calls we cannot price.
 
-Budget findings name the month and the highest threshold reached, so crossing 80 % and then 100 %
-are two notifications, and the 80 % one resolves when the 100 % one opens. Anomalies are judged on
+Budget findings name the period (`2026-11`, `2026-Q4`, `2026`) and the highest threshold reached, so
+crossing 80 % and then 100 % are two notifications, the 80 % one resolves when the 100 % one opens,
+and a new month, quarter or year is a new occurrence. Budgets in a currency without an exchange
+rate are not judged here: `hygiene.budget_not_evaluated` says so. Anomalies are judged on
 yesterday and on today so far; runaway loops over the last day of calls.
 """
 
@@ -13,7 +15,7 @@ from datetime import timedelta
 import polars as pl
 
 from analytics.anomaly import daily_anomalies
-from analytics.budgets import budget_statuses
+from analytics.budgets import USD, budget_statuses
 from analytics.findings import Finding, Rule, Severity
 from analytics.rules.context import DetectionContext
 from analytics.rules.evidence import money, timestamp
@@ -22,14 +24,16 @@ from analytics.runaway import runaway_conversations, runaway_rates
 BUDGET_ACTUAL = Rule(
     "spend.budget_threshold",
     Severity.WARNING,
-    "Spend this month reached a threshold of a budget (50/80/100 % by default; 100 % and over is critical).",
+    "Spend this period (month, quarter or year) reached a threshold of a budget"
+    " (50/80/100 % by default; 100 % and over is critical).",
     "Cut the spend in scope, or raise the budget in the registry.",
 )
 BUDGET_FORECAST = Rule(
     "spend.budget_forecast",
     Severity.WARNING,
-    "Month-end spend is forecast to reach a threshold of a budget that actual spend has not reached yet.",
-    "Act before month end: cut the spend in scope, or raise the budget.",
+    "Spend at the end of the budget's period (month, quarter or year) is forecast to reach a threshold"
+    " that actual spend has not reached yet.",
+    "Act before the period ends: cut the spend in scope, or raise the budget.",
 )
 ANOMALY = Rule(
     "spend.anomaly",
@@ -64,7 +68,9 @@ _SAMPLE_CONVERSATIONS = 5
 def detect(ctx: DetectionContext) -> Iterator[Finding]:
     if ctx.daily_spend is not None:
         yield from _budgets(ctx, ctx.daily_spend)
-        yield from _anomalies(ctx, ctx.daily_spend)
+        # the frame may reach back to the start of an annual budget; anomalies need their window only
+        recent = ctx.daily_spend.filter(pl.col("day") >= ctx.since(ctx.config.spend_history).date())
+        yield from _anomalies(ctx, recent)
     if ctx.recent_calls is not None and not ctx.recent_calls.is_empty():
         yield from _runaways(ctx, ctx.recent_calls)
     if ctx.unpriced is not None:
@@ -74,15 +80,20 @@ def detect(ctx: DetectionContext) -> Iterator[Finding]:
 
 
 def _budgets(ctx: DetectionContext, daily: pl.DataFrame) -> Iterator[Finding]:
-    for status in budget_statuses(ctx.registry, daily, ctx.today):
-        month = status["period_start"][:7]
+    for status in budget_statuses(ctx.registry, daily, ctx.today, ctx.config.exchange_rates):
+        period = status["period_label"]
         scope = {"agent_id": status["agent_id"], "department_id": status["department_id"]}
+        amount, spent = _money(status["amount"], status), _money(status["actual"], status)
         evidence = {
             key: status[key]
             for key in (
                 "scope",
                 "amount",
                 "currency",
+                "exchange_rate",
+                "period",
+                "period_start",
+                "period_end",
                 "actual",
                 "forecast",
                 "forecast_low",
@@ -98,28 +109,41 @@ def _budgets(ctx: DetectionContext, daily: pl.DataFrame) -> Iterator[Finding]:
                 BUDGET_ACTUAL,
                 "budget",
                 status["budget_id"],
-                f"Budget {status['budget_id']}: ${status['actual']} of ${status['amount']} spent in {month} "
+                f"Budget {status['budget_id']}: {spent} of {amount} spent in {period} "
                 f"({_share(status['actual_pct'])})",
-                dimension=f"{month}:{actual:g}",
+                dimension=f"{period}:{actual:g}",
                 severity=Severity.CRITICAL if actual >= 100 else None,
                 **scope,
                 evidence=evidence | {"threshold_pct": actual},
-                labels={"budget": status["budget_id"], "threshold": f"{actual:g}"},
+                labels={
+                    "budget": status["budget_id"],
+                    "period": status["period"],
+                    "threshold": f"{actual:g}",
+                },
             )
         if forecast is not None and (actual is None or forecast > actual):
             yield Finding(
                 BUDGET_FORECAST,
                 "budget",
                 status["budget_id"],
-                f"Budget {status['budget_id']} is forecast to reach ${status['forecast']}"
-                f" of ${status['amount']} "
-                f"by the end of {month} ({_share(status['forecast_pct'])})",
-                dimension=f"{month}:{forecast:g}",
+                f"Budget {status['budget_id']} is forecast to reach {_money(status['forecast'], status)}"
+                f" of {amount} "
+                f"by the end of {period} ({_share(status['forecast_pct'])})",
+                dimension=f"{period}:{forecast:g}",
                 severity=Severity.CRITICAL if forecast >= 100 else None,
                 **scope,
                 evidence=evidence | {"threshold_pct": forecast},
-                labels={"budget": status["budget_id"], "threshold": f"{forecast:g}"},
+                labels={
+                    "budget": status["budget_id"],
+                    "period": status["period"],
+                    "threshold": f"{forecast:g}",
+                },
             )
+
+
+def _money(value: str, status: dict) -> str:
+    """`$120.00` for USD budgets, as before; `120.00 EUR` for the others."""
+    return f"${value}" if status["currency"] == USD else f"{value} {status['currency']}"
 
 
 def _share(pct: float | None) -> str:

@@ -109,8 +109,9 @@ if findings is not None:
 
 st.subheader("Spend trend")
 spend_trend(filters)
-if budgets is not None and budgets.get("budgets"):
+if budgets is not None and (budgets.get("budgets") or budgets.get("not_evaluated")):
     st.subheader("Budget burn")
+    ui.budgets_not_evaluated(budgets, filters.department)
     ui.paginated(
         ui.frame(budgets["budgets"]).drop(columns=["scope", "thresholds"], errors="ignore"),
         "overview_budgets",

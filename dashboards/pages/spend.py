@@ -116,6 +116,7 @@ def burn_down(filters: ui.Filters) -> None:
     answer = api.load("/api/v1/budgets/status", "budget burn-down")
     if answer is None:
         return
+    ui.budgets_not_evaluated(answer, filters.department)
     rows = [
         b
         for b in answer.get("budgets", [])
@@ -125,13 +126,15 @@ def burn_down(filters: ui.Filters) -> None:
         st.caption("No department budgets in your scope.")
         return
     data = pd.DataFrame(rows)
-    for column in ("actual", "forecast", "amount", "forecast_low", "forecast_high"):
+    # the chart is in USD whatever each department's currency; the table shows both
+    amounts = ("actual", "forecast", "amount", "forecast_low", "forecast_high")
+    for column in (*amounts, "actual_usd", "forecast_usd", "amount_usd"):
         if column in data:
             data[column] = data[column].map(lambda v: float(ui.decimal(v)))
     base = alt.Chart(data).encode(y=alt.Y("department_id:N", title="department"))
-    bars = base.mark_bar(opacity=0.8).encode(x=alt.X("actual:Q", title="USD"), color="status:N")
-    forecast = base.mark_tick(color="black", thickness=2).encode(x="forecast:Q")
-    amount = base.mark_tick(color="red", thickness=3).encode(x="amount:Q")
+    bars = base.mark_bar(opacity=0.8).encode(x=alt.X("actual_usd:Q", title="USD"), color="status:N")
+    forecast = base.mark_tick(color="black", thickness=2).encode(x="forecast_usd:Q")
+    amount = base.mark_tick(color="red", thickness=3).encode(x="amount_usd:Q")
     st.altair_chart(bars + forecast + amount, width="stretch")
     st.caption("Bar: spent so far; black tick: forecast for the period; red tick: the budget.")
     ui.paginated(data.drop(columns=["scope"], errors="ignore"), "burn_down")

@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 import duckdb
 import polars as pl
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field, model_validator
 
-from analytics.budgets import budget_statuses
+from analytics.budgets import budget_statuses, daily_spend_since, unevaluated_budgets
 from analytics.forecast import month_end_forecast
 from analytics.rules import RULES
 from analytics.rules.evidence import money
@@ -198,20 +198,29 @@ def unsilence(
 
 @router.get("/budgets/status")
 def budgets_status(
-    who: Principal = Depends(reader), cur: duckdb.DuckDBPyConnection = Depends(cursor)
+    request: Request, who: Principal = Depends(reader), cur: duckdb.DuckDBPyConnection = Depends(cursor)
 ) -> dict[str, Any]:
-    """Every monthly budget inside your scope: actual this month, forecast month-end, thresholds."""
+    """Every budget inside your scope: actual this period, forecast at its end, thresholds.
+
+    Monthly, quarterly and annual budgets, each in its own currency. `not_evaluated` lists the
+    budgets whose currency has no exchange rate (the `exchange_rates` setting), with the reason.
+    """
     now = _now()
-    daily = detection_store.daily_spend(cur, (now - _HISTORY).replace(tzinfo=None))
-    rows = budget_statuses(load_registry(cur), daily, now.date())
+    registry = load_registry(cur)
+    rates = request.app.state.settings.exchange_rates
+    since = daily_spend_since(registry, (now - _HISTORY).replace(tzinfo=None), now.date())
+    rows = budget_statuses(registry, detection_store.daily_spend(cur, since), now.date(), rates)
     departments, agents = department_filter(who), agent_filter(who)
-    visible = [
-        row
-        for row in rows
-        if (departments is None or row["department_id"] in departments)
-        and (agents is None or row["agent_id"] in agents)
-    ]
-    return {"budgets": visible}
+
+    def visible(row: dict[str, Any]) -> bool:
+        return (departments is None or row["department_id"] in departments) and (
+            agents is None or row["agent_id"] in agents
+        )
+
+    return {
+        "budgets": [row for row in rows if visible(row)],
+        "not_evaluated": [row for row in unevaluated_budgets(registry, rates) if visible(row)],
+    }
 
 
 @router.get("/forecast")
