@@ -8,7 +8,7 @@ the retry anti-join), the COMMIT (the write-ahead log), and a final CHECKPOINT (
 into the file, which the server does every ~650k spans), so the total is what a span costs the
 writer. CPU is the process's (the writer thread and DuckDB's threads); decode is not counted.
 
-    python bench/writer.py [--requests 400] [--group 20] [--repeat 2] [--json]
+    python bench/writer.py [--requests 400] [--group 20] [--repeat 2] [--set NAME=VALUE] [--json]
 """
 
 from __future__ import annotations
@@ -54,9 +54,12 @@ def _tables(requests: int) -> list[pa.Table]:
     return [decode("traces", stream.next_body()[0], "protobuf", None, LIMIT).table for _ in range(requests)]
 
 
-def replay(tables: list[pa.Table], group: int, directory: Path) -> dict[str, object]:
+def replay(tables: list[pa.Table], group: int, directory: Path, settings: list[str]) -> dict[str, object]:
     """Commit `tables` in groups into a fresh warehouse under `directory`; the figures per row."""
     con = open_warehouse(directory / "replay.duckdb", memory_limit="256MB", checkpoint_threshold="1GB")
+    for setting in settings:  # an experiment: `--set name=value`, a DuckDB setting
+        name, value = setting.split("=", 1)
+        con.execute(f"SET {name} = ?", [value])
     writer = Writer(con.cursor())
     clock = _Clock()
     insert = writer._insert
@@ -95,13 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400, help="1,000-span requests to replay")
     parser.add_argument("--group", type=int, default=20, help="requests per commit")
     parser.add_argument("--repeat", type=int, default=2, help="replays, each into a fresh file")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a DuckDB setting")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     tables = _tables(args.requests)
     runs = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
-            runs.append(replay(tables, args.group, Path(tmp)))
+            runs.append(replay(tables, args.group, Path(tmp), args.set))
     load = os.getloadavg()[0]
     if args.json:
         print(json.dumps({"load_average_1m": load, "runs": runs}))
