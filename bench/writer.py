@@ -77,6 +77,8 @@ def replay(tables: list[pa.Table], group: int, directory: Path, settings: list[s
         wall, cpu = _now()
         stored += writer._commit(batches)
         clock.add("commit_total", time.perf_counter() - wall, time.process_time() - cpu)
+    wal = directory / "replay.duckdb.wal"
+    wal_mb = wal.stat().st_size / 2**20 if wal.exists() else 0.0
     wall, cpu = _now()
     con.execute("CHECKPOINT")
     clock.add("checkpoint", time.perf_counter() - wall, time.process_time() - cpu)
@@ -90,7 +92,7 @@ def replay(tables: list[pa.Table], group: int, directory: Path, settings: list[s
         for kind, figures in (("wall", clock.wall), ("cpu", clock.cpu))
         for phase, seconds in figures.items()
     }
-    return {"rows": stored, "file_mb": round(file_mb, 1), **us}
+    return {"rows": stored, "wal_mb": round(wal_mb, 1), "file_mb": round(file_mb, 1), **us}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average (1 min) {load:.2f}; µs per row; {args.requests} requests, {args.group} per commit")
     for run in runs:
         print(
-            f"rows {run['rows']:,}  file {run['file_mb']} MB  "
+            f"rows {run['rows']:,}  WAL {run['wal_mb']} MB  file {run['file_mb']} MB  "
             + "  ".join(
                 f"{kind} insert {run[f'{kind}_insert']} commit {run[f'{kind}_commit']}"
                 f" checkpoint {run[f'{kind}_checkpoint']} total {run[f'{kind}_total']}"
