@@ -8,7 +8,7 @@ the retry anti-join), the COMMIT (the write-ahead log), and a final CHECKPOINT (
 into the file, which the server does every ~650k spans), so the total is what a span costs the
 writer. CPU is the process's (the writer thread and DuckDB's threads); decode is not counted.
 
-    python bench/writer.py [--requests 400] [--group 20] [--repeat 2] [--json]
+    python bench/writer.py [--requests 400] [--group 20] [--repeat 2] [--set NAME=VALUE] [--json]
 """
 
 from __future__ import annotations
@@ -54,9 +54,12 @@ def _tables(requests: int) -> list[pa.Table]:
     return [decode("traces", stream.next_body()[0], "protobuf", None, LIMIT).table for _ in range(requests)]
 
 
-def replay(tables: list[pa.Table], group: int, directory: Path) -> dict[str, object]:
+def replay(tables: list[pa.Table], group: int, directory: Path, settings: list[str]) -> dict[str, object]:
     """Commit `tables` in groups into a fresh warehouse under `directory`; the figures per row."""
     con = open_warehouse(directory / "replay.duckdb", memory_limit="256MB", checkpoint_threshold="1GB")
+    for setting in settings:  # an experiment: `--set name=value`, a DuckDB setting
+        name, value = setting.split("=", 1)
+        con.execute(f"SET {name} = ?", [value])
     writer = Writer(con.cursor())
     clock = _Clock()
     insert = writer._insert
@@ -74,6 +77,8 @@ def replay(tables: list[pa.Table], group: int, directory: Path) -> dict[str, obj
         wall, cpu = _now()
         stored += writer._commit(batches)
         clock.add("commit_total", time.perf_counter() - wall, time.process_time() - cpu)
+    wal = directory / "replay.duckdb.wal"
+    wal_mb = wal.stat().st_size / 2**20 if wal.exists() else 0.0
     wall, cpu = _now()
     con.execute("CHECKPOINT")
     clock.add("checkpoint", time.perf_counter() - wall, time.process_time() - cpu)
@@ -87,7 +92,7 @@ def replay(tables: list[pa.Table], group: int, directory: Path) -> dict[str, obj
         for kind, figures in (("wall", clock.wall), ("cpu", clock.cpu))
         for phase, seconds in figures.items()
     }
-    return {"rows": stored, "file_mb": round(file_mb, 1), **us}
+    return {"rows": stored, "wal_mb": round(wal_mb, 1), "file_mb": round(file_mb, 1), **us}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,13 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400, help="1,000-span requests to replay")
     parser.add_argument("--group", type=int, default=20, help="requests per commit")
     parser.add_argument("--repeat", type=int, default=2, help="replays, each into a fresh file")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a DuckDB setting")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     tables = _tables(args.requests)
     runs = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
-            runs.append(replay(tables, args.group, Path(tmp)))
+            runs.append(replay(tables, args.group, Path(tmp), args.set))
     load = os.getloadavg()[0]
     if args.json:
         print(json.dumps({"load_average_1m": load, "runs": runs}))
@@ -109,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average (1 min) {load:.2f}; µs per row; {args.requests} requests, {args.group} per commit")
     for run in runs:
         print(
-            f"rows {run['rows']:,}  file {run['file_mb']} MB  "
+            f"rows {run['rows']:,}  WAL {run['wal_mb']} MB  file {run['file_mb']} MB  "
             + "  ".join(
                 f"{kind} insert {run[f'{kind}_insert']} commit {run[f'{kind}_commit']}"
                 f" checkpoint {run[f'{kind}_checkpoint']} total {run[f'{kind}_total']}"

@@ -151,9 +151,10 @@ def test_migration_moves_existing_rows_resource_text_to_resources(tmp_path):
     for n, text in enumerate(texts):
         con.execute(
             "INSERT INTO spans (trace_id, span_id, name, kind, start_time, end_time, duration_ns,"
-            " status_code, resource_attributes, received_at, ingest_seq) VALUES (?, ?, 'n', 'client',"
-            " make_timestamp_ns(?), make_timestamp_ns(?), 0, 'unset', ?, now(), 1)",
-            [f"{n:032x}", f"{n:016x}", T0, T0, text],
+            " status_code, attributes, resource_attributes, credential_agent_id, received_at, ingest_seq)"
+            " VALUES (?, ?, 'n', 'client', make_timestamp_ns(?), make_timestamp_ns(?), 0, 'unset', ?, ?,"
+            " 'bot', now(), 1)",
+            [f"{n:032x}", f"{n:016x}", T0, T0, f'{{"n":{n}}}', text],
         )
     con.execute(
         "INSERT INTO log_records (record_hash, time, resource_attributes, received_at, ingest_seq)"
@@ -162,7 +163,29 @@ def test_migration_moves_existing_rows_resource_text_to_resources(tmp_path):
     )
     assert migrate(con) == ["009_resources.sql"]
     assert stored_texts(con) == texts
+    kept = con.execute("SELECT attributes, credential_agent_id FROM spans ORDER BY span_id").fetchall()
+    assert kept == [(f'{{"n":{n}}}', "bot") for n in range(len(texts))]
     assert stored_texts(con, "log_records") == [texts[0]]
     keys = dict(con.execute("SELECT resource_attributes, resource_id FROM resources").fetchall())
     assert keys == {text: resource_key(text)[0] for text in texts[:2]}
+    con.close()
+
+
+def test_span_attributes_stay_zstd_compressed_across_restarts(tmp_path):
+    path = tmp_path / "w.duckdb"
+    for first in (0, 3):
+        con = open_warehouse(path)
+        writer = Writer(con.cursor())
+        writer.start()
+        writer.submit(WriteBatch("spans", spans_of(PROD, first))).result(10)
+        writer.shutdown()
+        con.execute("CHECKPOINT")
+        con.close()
+    con = open_warehouse(path)
+    compression = con.execute(
+        "SELECT DISTINCT compression FROM pragma_storage_info('spans')"
+        " WHERE column_name = 'attributes' AND segment_type = 'VARCHAR'"
+    ).fetchall()
+    assert compression == [("ZSTD",)]
+    assert con.execute("SELECT count(*) FROM spans").fetchall() == [(6,)]
     con.close()
