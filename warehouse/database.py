@@ -7,6 +7,7 @@ every reader takes its own `cursor()`, as DuckDB asks of threads.
 
 from __future__ import annotations
 
+import logging
 import re
 from importlib import resources
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import duckdb
 
 from warehouse.errors import MigrationError, WarehouseError, WarehouseLocked
+
+log = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
@@ -45,6 +48,9 @@ def open_warehouse(
             ) from exc
         raise WarehouseError(f"cannot open the warehouse {path}: {exc}") from exc
     if not read_only:
+        # DuckDB draws a progress bar on stdout for long statements, such as a migration rebuilding
+        # a table: it would litter the server's log and the CLI's output
+        con.execute("SET enable_progress_bar = false")
         migrate(con)
     return con
 
@@ -70,6 +76,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     for version, name, sql in migrations():
         if version in applied:
             continue
+        log.info("applying migration %s", name)  # one may rebuild a large table: say why start-up waits
         try:
             con.execute("BEGIN")
             con.execute(sql)
