@@ -21,8 +21,9 @@ import hashlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -329,6 +330,10 @@ def _run(
     )
 
 
+_LOOKAHEAD = 2
+"""Batches read or derived ahead of the one being written, each held in memory meanwhile."""
+
+
 def _derived_batches(
     cur: duckdb.DuckDBPyConnection,
     plan: cost_store.ReadPlan,
@@ -337,23 +342,38 @@ def _derived_batches(
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
     """Each batch of `plan` in order: its spans, priced call rows and trace_agents rows.
 
-    The next batch is read and derived on a second connection in a thread while the caller writes
-    this one: DuckDB and Polars both release the GIL, so reading and deriving (DuckDB's scan, Polars)
-    overlap with writing (DuckDB's insert and commit) and a full run keeps both cores busy. Batches
-    hold disjoint traces and the read sees only spans, which the writes do not touch.
+    Three stages overlap: one thread reads batch k+2 (DuckDB, on a second connection), another
+    derives batch k+1 (Polars), and the caller writes batch k (DuckDB). Both engines release the
+    GIL, so a full run keeps both cores busy (a 10M-span run: 78 s with read and derivation in one
+    thread, 71 s in two). Batches hold disjoint traces and reads touch only spans and resources,
+    which the writes do not change.
     """
 
-    def prepare(batch: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        spans = checked(SPANS_SCHEMA, cost_store.spans_of_batch(reader, plan, batch))
-        return spans, *derived_rows(spans, registry, overrides)
+    def read(batch: int) -> pl.DataFrame:
+        return checked(SPANS_SCHEMA, cost_store.spans_of_batch(reader, plan, batch))
 
-    with contextlib.closing(cur.cursor()) as reader, ThreadPoolExecutor(1, "muster-cost-read") as pool:
-        pending = pool.submit(prepare, 0)
-        for batch in range(1, plan.batches + 1):
-            ready = pending.result()
-            if batch < plan.batches:
-                pending = pool.submit(prepare, batch)
-            yield ready
+    def derive(spans: Future[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        frame = spans.result()
+        return frame, *derived_rows(frame, registry, overrides)
+
+    def submit(batch: int) -> None:
+        pending.append(deriving.submit(derive, reading.submit(read, batch)))
+
+    pending: deque[Future[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]] = deque()
+    with contextlib.closing(cur.cursor()) as reader:
+        reading = ThreadPoolExecutor(1, "muster-cost-read")
+        deriving = ThreadPoolExecutor(1, "muster-cost-derive")
+        try:
+            for batch in range(min(_LOOKAHEAD, plan.batches)):
+                submit(batch)
+            for batch in range(plan.batches):
+                ready = pending.popleft().result()
+                if batch + _LOOKAHEAD < plan.batches:
+                    submit(batch + _LOOKAHEAD)
+                yield ready
+        finally:  # a failed write stops the work ahead: queued batches are dropped, not run
+            for pool in (reading, deriving):
+                pool.shutdown(cancel_futures=True)
 
 
 @dataclass
