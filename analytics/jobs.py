@@ -344,9 +344,9 @@ def _derived_batches(
 
     Three stages overlap: one thread reads batch k+2 (DuckDB, on a second connection), another
     derives batch k+1 (Polars), and the caller writes batch k (DuckDB). Both engines release the
-    GIL, so a full run keeps both cores busy (a 10M-span run: 78 s with read and derivation in one
-    thread, 71 s in two). Batches hold disjoint traces and reads touch only spans and resources,
-    which the writes do not change.
+    GIL, so a full run keeps both cores busy (a full re-run of 10M spans: 78 s with read and
+    derivation in one thread, 71 s in two). Batches hold disjoint traces and reads touch only spans
+    and resources, which the writes do not change.
     """
 
     def read(batch: int) -> pl.DataFrame:

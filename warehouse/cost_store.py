@@ -163,8 +163,14 @@ _CONTENT_EVENTS = r'"name":"(gen_ai\.content\.(prompt|completion)|gen_ai\.[a-z_]
 # The regular expressions cost ~1.7 us a span over ~400-byte JSON, most of a batch's read: each
 # runs only on the texts holding a literal that every text it can match must hold, which a substring
 # search finds several times faster. The literals are each alternative's distinctive part.
-_CONTENT_LITERALS = ("messages", "gen_ai.system_instructions", "gen_ai.prompt", "gen_ai.completion")
-_CONTENT_LITERALS += ('.value"', "traceloop.entity.")
+_CONTENT_LITERALS = (
+    "messages",
+    "gen_ai.system_instructions",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    '.value"',
+    "traceloop.entity.",
+)
 
 
 def _containing(column: str, literals: tuple[str, ...]) -> str:
