@@ -14,6 +14,24 @@ from tests.ports import free_port
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
+# One webhook receiver for every finding, retried within seconds: the restart and fault tests'.
+ONCALL_ALERTS = """
+route:
+  receiver: oncall
+  group_by: [department]
+  group_wait: 0s
+  group_interval: 1m
+  repeat_interval: 4h
+receivers:
+  - name: oncall
+    type: webhook
+    url: env:TEST_ONCALL_URL
+delivery:
+  initial_backoff: 1s
+  max_backoff: 2s
+"""
+
+
 def insert_finding(
     cur,
     fingerprint: str,

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from streamlit.testing.v1 import AppTest
 
+from dashboards import APP
 from muster.simulate import build_fleet, run
 from tests.conftest import RunningServer, start_server
 from tests.test_access import admin_headers, new_token
@@ -61,3 +63,17 @@ def admin_token(server: RunningServer) -> str:
 
 
 __all__ = ["REGISTRY", "admin_token", "api", "new_token", "seeded_server"]
+
+
+def open_page(server: RunningServer, page: str, token: str) -> AppTest:
+    """The dashboard signed in with `token`, switched to `pages/<page>.py`, run without an exception.
+
+    The caller points it at `server` with MUSTER_API_URL (monkeypatch.setenv), as a user's app would be.
+    """
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["muster_token"] = token
+    at.session_state["muster_who"] = api(server, "GET", "/api/v1/whoami", token).json()
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

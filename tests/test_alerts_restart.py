@@ -14,25 +14,9 @@ from pathlib import Path
 import duckdb
 import httpx
 
-from tests.alerts_support import Sink, check_webhook_v4, insert_finding
+from tests.alerts_support import ONCALL_ALERTS, Sink, check_webhook_v4, insert_finding
 from tests.ports import free_port
 from warehouse.database import open_warehouse
-
-ALERTS = """
-route:
-  receiver: oncall
-  group_by: [department]
-  group_wait: 0s
-  group_interval: 1m
-  repeat_interval: 4h
-receivers:
-  - name: oncall
-    type: webhook
-    url: env:TEST_ONCALL_URL
-delivery:
-  initial_backoff: 1s
-  max_backoff: 2s
-"""
 
 
 class Serve:
@@ -101,7 +85,7 @@ def test_sigkill_between_record_and_send_then_restart_sends_once(tmp_path):
     with open_warehouse(data_dir / "muster.duckdb") as con:
         insert_finding(con, "drift-claims", department="claims", severity="critical", category="drift")
     alerts_file = tmp_path / "alerts.yaml"
-    alerts_file.write_text(ALERTS)
+    alerts_file.write_text(ONCALL_ALERTS)
     sink = Sink()  # not started yet: the receiver refuses connections
     serve = Serve(data_dir, alerts_file, sink.url)
     serve.start()

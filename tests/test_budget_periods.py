@@ -412,10 +412,7 @@ def test_budgets_status_and_the_cli_show_every_period_and_currency_or_why_not(ra
 
 @pytest.mark.parametrize("page", ["spend", "overview"])
 def test_the_dashboards_budget_views_say_which_budgets_are_not_evaluated(rated_server, monkeypatch, page):
-    from streamlit.testing.v1 import AppTest
-
-    from dashboards import APP
-    from tests.dashboards_seed import api
+    from tests.dashboards_seed import open_page
     from tests.test_findings_job import apply, run_jobs, send
 
     server = rated_server
@@ -424,12 +421,6 @@ def test_the_dashboards_budget_views_say_which_budgets_are_not_evaluated(rated_s
     run_jobs(server)
     token = (server.server.settings.data_dir / "admin.token").read_text().strip()
     monkeypatch.setenv("MUSTER_API_URL", server.api_url)
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.session_state["muster_token"] = token
-    at.session_state["muster_who"] = api(server, "GET", "/api/v1/whoami", token).json()
-    at.run()
-    at.switch_page(f"pages/{page}.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_page(server, page, token)
     (warning,) = [w.value for w in at.warning if "not evaluated" in w.value]
     assert "jp" in warning and "JPY" in warning and "exchange" in warning

@@ -15,9 +15,8 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from dashboards import APP
 from dashboards.ui import money
-from tests.dashboards_seed import admin_token, api, new_token, seeded_server
+from tests.dashboards_seed import admin_token, api, new_token, open_page, seeded_server
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +37,12 @@ def seeded(tmp_path_factory):
 def app_for(seeded, monkeypatch):
     monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
 
-    def open_page(page: str, token: str) -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=120)
-        at.session_state["muster_token"] = token
-        at.session_state["muster_who"] = api(seeded, "GET", "/api/v1/whoami", token).json()
-        at.run()
-        at.switch_page(f"pages/{page}.py").run()
-        assert not at.exception, [e.value for e in at.exception]
+    def opened(page: str, token: str) -> AppTest:
+        at = open_page(seeded, page, token)
         assert not at.error, [e.value for e in at.error]
         return at
 
-    return open_page
+    return opened
 
 
 def findings(seeded, token: str, **params) -> list[dict]:

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboards import APP
 from dashboards.ui import money
-from tests.dashboards_seed import admin_token, api, new_token, seeded_server
+from tests.dashboards_seed import admin_token, api, new_token, open_page, seeded_server
 
 PAGES = ["overview", "spend", "inventory", "policy", "traces", "alerts", "registry", "signin"]
 
@@ -31,17 +31,7 @@ def seeded(tmp_path_factory):
 def app_for(seeded, monkeypatch):
     monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
 
-    def open_page(page: str, token: str) -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=120)
-        at.session_state["muster_token"] = token
-        at.session_state["muster_who"] = api(seeded, "GET", "/api/v1/whoami", token).json()
-        at.run()
-        at.switch_page(f"pages/{page}.py")
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return open_page
+    return lambda page, token: open_page(seeded, page, token)
 
 
 def days(span: int = 30) -> dict[str, str]:

@@ -14,26 +14,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.alerts_support import check_webhook_v4, insert_finding
+from tests.alerts_support import ONCALL_ALERTS, check_webhook_v4, insert_finding
 from tests.faults_support import Serve, query, wait_for
 from tests.ports import free_port
 from warehouse.database import open_warehouse
-
-ALERTS = """
-route:
-  receiver: oncall
-  group_by: [department]
-  group_wait: 0s
-  group_interval: 1m
-  repeat_interval: 4h
-receivers:
-  - name: oncall
-    type: webhook
-    url: env:TEST_ONCALL_URL
-delivery:
-  initial_backoff: 1s
-  max_backoff: 2s
-"""
 
 
 class HoldingSink:
@@ -87,7 +71,7 @@ def test_sigkill_while_the_receiver_holds_the_request_then_restart_delivers_once
     data = tmp_path / "data"
     with open_warehouse(data / "muster.duckdb") as con:
         insert_finding(con, "drift-claims", department="claims", severity="critical", category="drift")
-    (tmp_path / "alerts.yaml").write_text(ALERTS)
+    (tmp_path / "alerts.yaml").write_text(ONCALL_ALERTS)
     sink = HoldingSink()
     serve = Serve(
         data,
