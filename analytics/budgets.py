@@ -219,14 +219,17 @@ def budget_statuses(
     and the `_usd` fields say how they were converted. Budgets without a rate are
     `unevaluated_budgets`.
     """
-    lines = [
-        line for line in budget_lines(registry) if exchange_rate(line.currency, exchange_rates) is not None
-    ]
+    lines, usd_rates = [], {}
+    for line in budget_lines(registry):
+        rate = exchange_rate(line.currency, exchange_rates)
+        if rate is not None:
+            lines.append(line)
+            usd_rates[line.budget_id] = rate
     rows = []
     for period in BudgetPeriod:
         group = [line for line in lines if line.period == period]
         if group:
-            rows += _period_statuses(group, daily, today, period, exchange_rates)
+            rows += _period_statuses(group, daily, today, period, usd_rates)
     return sorted(rows, key=lambda row: row["budget_id"])
 
 
@@ -235,9 +238,9 @@ def _period_statuses(
     daily: pl.DataFrame,
     today: date,
     period: BudgetPeriod,
-    rates: ExchangeRates | None,
+    usd_rates: dict[str, Decimal],
 ) -> list[dict[str, Any]]:
-    """The status rows of budgets that share one period."""
+    """The status rows of budgets that share one period; `usd_rates` is USD per unit, per budget id."""
     start, end = period_bounds(period, today)
     # the forecast learns from complete days; on the first day, today's part is all the period has
     as_of = today - timedelta(days=1) if today > start else today
@@ -254,7 +257,6 @@ def _period_statuses(
     )
     this_period = spend.filter(pl.col("day") >= start).group_by("budget").agg(pl.col("spend").sum())
     actual = dict(this_period.iter_rows())
-    usd_rates = {line.budget_id: exchange_rate(line.currency, rates) or Decimal(1) for line in lines}
     forecasts, statuses = _forecasts(
         spend.filter(pl.col("day") <= as_of), lines, usd_rates, as_of, start, end
     )
