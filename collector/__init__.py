@@ -2,34 +2,7 @@
 
 receiver (gRPC | HTTP) → Ingest.export → decode worker (decompress, parse, normalise)
                        → warehouse Writer (group commit) → answer the exporter
+
+The package re-exports nothing: a decode worker imports `collector.decode` alone, and importing
+the package must not load gRPC, uvicorn and DuckDB into every worker.
 """
-
-from collector.errors import (
-    ExportError,
-    InvalidData,
-    PayloadTooLarge,
-    Throttled,
-    Unauthenticated,
-    Unavailable,
-    UnsupportedMediaType,
-)
-from collector.grpc_receiver import GrpcReceiver
-from collector.http_receiver import http_receiver
-from collector.normalise import Limits
-from collector.pipeline import ExportResult, Ingest, IngestStats
-
-__all__ = [
-    "ExportError",
-    "ExportResult",
-    "GrpcReceiver",
-    "Ingest",
-    "IngestStats",
-    "InvalidData",
-    "Limits",
-    "PayloadTooLarge",
-    "Throttled",
-    "Unauthenticated",
-    "Unavailable",
-    "UnsupportedMediaType",
-    "http_receiver",
-]

@@ -16,13 +16,15 @@ so the gRPC and HTTP receivers answer the same failure the same way (see CONVENT
 
 from __future__ import annotations
 
-import grpc
+# The codes as google.rpc's plain protobuf enum, not grpcio's: decode workers raise these errors
+# and should not have to load gRPC.
+from google.rpc import code_pb2
 
 
 class ExportError(Exception):
     """An export that was not accepted; `message` tells the sender what was wrong."""
 
-    grpc_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    grpc_code: int = code_pb2.INTERNAL
     http_status: int = 500
     retryable: bool = False
 
@@ -35,42 +37,42 @@ class ExportError(Exception):
 class InvalidData(ExportError):
     """The request cannot be decoded or violates OTLP; sending it again will not help."""
 
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    grpc_code = code_pb2.INVALID_ARGUMENT
     http_status = 400
 
 
 class PayloadTooLarge(ExportError):
     """The body, after decompression, is larger than the configured limit."""
 
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    grpc_code = code_pb2.RESOURCE_EXHAUSTED
     http_status = 413
 
 
 class UnsupportedMediaType(ExportError):
     """The HTTP Content-Type or Content-Encoding is not one OTLP defines."""
 
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    grpc_code = code_pb2.INVALID_ARGUMENT
     http_status = 415
 
 
 class Unauthenticated(ExportError):
     """The exporter sent no credential, or one that is not valid, where one is required."""
 
-    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    grpc_code = code_pb2.UNAUTHENTICATED
     http_status = 401
 
 
 class BodyTimeout(ExportError):
     """The client did not send its whole body in time (a slow or stalled client)."""
 
-    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    grpc_code = code_pb2.DEADLINE_EXCEEDED
     http_status = 408
 
 
 class Throttled(ExportError):
     """The ingest queue is full; the exporter should back off and send the same data again."""
 
-    grpc_code = grpc.StatusCode.UNAVAILABLE
+    grpc_code = code_pb2.UNAVAILABLE
     http_status = 503
     retryable = True
 
@@ -78,6 +80,6 @@ class Throttled(ExportError):
 class Unavailable(ExportError):
     """The warehouse could not store the data (for instance a full disk); retry later."""
 
-    grpc_code = grpc.StatusCode.UNAVAILABLE
+    grpc_code = code_pb2.UNAVAILABLE
     http_status = 503
     retryable = True

@@ -53,7 +53,7 @@ def export_response(signal: Signal, result: ExportResult):
 
 def rpc_status_of(error: ExportError) -> status_pb2.Status:
     """The `google.rpc.Status` describing an export error, with RetryInfo when it is retryable."""
-    status = status_pb2.Status(code=error.grpc_code.value[0], message=error.message)
+    status = status_pb2.Status(code=error.grpc_code, message=error.message)
     if error.retry_after is not None:
         retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration())
         retry.retry_delay.FromNanoseconds(int(error.retry_after * 1e9))

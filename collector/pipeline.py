@@ -13,10 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import os
-import signal
-import threading
-import time
 from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +24,7 @@ from collector.credentials import IngestCredentials
 from collector.decode import Format, Signal, decode
 from collector.errors import Throttled, Unauthenticated, Unavailable
 from collector.normalise import DEFAULT_LIMITS, Limits, Normalised
+from collector.worker import start_worker, warm_up
 from warehouse.errors import WarehouseError
 from warehouse.writer import RejectRow, WriteBatch, Writer
 
@@ -86,7 +83,7 @@ class Ingest:
         means the first export is answered at full speed, not after a worker's start-up."""
         if self._executor is None:
             self._executor = self._new_executor()
-            list(self._executor.map(_warm_up, range(max(self._workers, 1))))
+            list(self._executor.map(warm_up, range(max(self._workers, 1))))
 
     def shutdown(self) -> None:
         if self._executor is not None:
@@ -151,23 +148,4 @@ class Ingest:
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="muster-decode")
         # gRPC and fork do not mix: a pool forked after gRPC starts dies. Spawn a clean interpreter.
         context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=context, initializer=_start_worker)
-
-
-def _warm_up(_: int) -> None:
-    time.sleep(0.05)  # long enough that every worker of the pool gets one of these
-
-
-def _start_worker() -> None:
-    """Set up a decode worker: it leaves signals to the server and dies with it."""
-    # Ctrl-C reaches the whole process group; the server, not its workers, decides when to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A server killed outright (SIGKILL, OOM) cannot stop its pool: workers notice and exit.
-    server = os.getppid()
-    threading.Thread(target=_exit_when_orphaned, args=(server,), daemon=True).start()
-
-
-def _exit_when_orphaned(server: int) -> None:
-    while os.getppid() == server:
-        time.sleep(1)
-    os._exit(0)
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=context, initializer=start_worker)
