@@ -138,11 +138,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import struct
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain, filterfalse
 from operator import itemgetter
 from typing import Any
@@ -249,6 +251,7 @@ SPAN_SCHEMA = _schema(
     ("dropped_events_count", pa.uint32()),
     ("dropped_links_count", pa.uint32()),
     ("schema_url", _BLOCK_STR),
+    ("content_captured", pa.bool_(), False),  # 010: prompt or response content in the span
 )
 
 METRIC_POINT_SCHEMA = _schema(
@@ -1371,10 +1374,38 @@ class _DecodedStatuses(dict[bytes, tuple[str, str | None]]):
         return pair
 
 
-def _events_json(events: Any, kv: _DecodedAttributes, want_exception: bool) -> tuple[bytes, Any]:
-    """Span events as a JSON array, and the first exception event's exception.type if wanted."""
+# Whether a span carries prompt or response content: an attribute with one of these keys, in any
+# convention — current (gen_ai.input.messages, gen_ai.output.messages, gen_ai.system_instructions),
+# older (gen_ai.prompt, gen_ai.completion and their indexed forms; not gen_ai.prompt.name or
+# .version, which name a template), OpenInference (llm.input_messages[.*], llm.output_messages[.*],
+# input.value, output.value) and Traceloop (traceloop.entity.input, .output) — on the span or on one
+# of its events, or an event named as content (gen_ai.content.prompt, gen_ai.content.completion,
+# gen_ai.<role>.message, gen_ai.choice). Decided here, where each key is decoded anyway, so that
+# the analytics never read the attributes' text.
+_CONTENT_KEY = re.compile(
+    r"gen_ai\.(input|output)\.messages|gen_ai\.system_instructions|gen_ai\.(prompt|completion)(\.[0-9].*)?"
+    r"|llm\.(input|output)_messages(\..*)?|(input|output)\.value|traceloop\.entity\.(input|output)",
+    re.DOTALL,
+)
+_CONTENT_EVENT = re.compile(r"gen_ai\.content\.(prompt|completion)|gen_ai\.[a-z_]+\.message|gen_ai\.choice")
+
+
+@lru_cache(maxsize=8192)  # a request has a few dozen distinct keys; hostile ones only evict
+def _content_key(name: str) -> bool:
+    return _CONTENT_KEY.fullmatch(name) is not None
+
+
+def _captures_content(attrs: Iterable[Any]) -> bool:
+    """Whether any of these attribute keys holds content (non-text keys, e.g. markers, never do)."""
+    return any(_content_key(name) for name in attrs if type(name) is str)
+
+
+def _events_json(events: Any, kv: _DecodedAttributes, want_exception: bool) -> tuple[bytes, Any, bool]:
+    """Span events as a JSON array, the first exception event's exception.type if wanted, and
+    whether an event carries content."""
     out = []
     exception_type = None
+    content = False
     for e in events:
         attrs, dropped = kv.attributes(e.attributes)
         out.append(
@@ -1387,7 +1418,8 @@ def _events_json(events: Any, kv: _DecodedAttributes, want_exception: bool) -> t
         )
         if want_exception and exception_type is None and e.name == "exception":
             exception_type = attrs.get("exception.type")
-    return _json(out), exception_type
+        content = content or _CONTENT_EVENT.fullmatch(e.name) is not None or _captures_content(attrs)
+    return _json(out), exception_type, content
 
 
 def _links_json(links: Any, kv: _DecodedAttributes) -> tuple[bytes | None, int]:
@@ -1432,6 +1464,7 @@ _SPAN_ROW = (
     "dropped_links_count",
     "exception_type",
     "convention",
+    "content_captured",
 )
 
 
@@ -1459,6 +1492,7 @@ def _append_span_rows(
     plans, make_plan, known = _PLANS, _plan, _KNOWN.intersection
     decoded = kv.__getitem__
     dumps = _dumps
+    captures_content = _captures_content
     zero_trace, zero_span, int64_max, undecodable, absent = (
         _ZERO_TRACE,
         _ZERO_SPAN,
@@ -1495,11 +1529,13 @@ def _append_span_rows(
             events = s.events
             dropped_events = s.dropped_events_count
             exception_type = None
+            content = captures_content(attrs)
             if events:
                 if len(events) > most_events:
                     dropped_events = _clamp32(dropped_events + len(events) - most_events)
                     events = events[:most_events]
-                events_json, exception_type = _events_json(events, kv, code == "error")
+                events_json, exception_type, event_content = _events_json(events, kv, code == "error")
+                content = content or event_content
             else:
                 events_json = None
             links = s.links
@@ -1546,6 +1582,7 @@ def _append_span_rows(
                 dropped_links,
                 exception_type,
                 plan[1],
+                content,
             )
         )
 
@@ -1858,6 +1895,7 @@ _MAX_RANK = max(len(sources) for sources in _SLOTS.values())
 # `_convention`'s order of precedence over the bits, and the resulting names
 _CONVENTION_BY_BIT = ((1, "openinference"), (2, "openlit"), (4, "openllmetry"), (8, "otel_genai"))
 _CONVENTION_BY_BIT += ((16, "otel_genai_legacy"), (32, "otel_genai"))
+_CONTENT_BIT = 64  # beside the convention bits: the name is a content key (`_content_key`)
 
 
 def _conventions(bits: np.ndarray) -> np.ndarray:
@@ -2189,6 +2227,7 @@ def _vector_columns(
     # events and links (few spans have them): JSON built span by span, as the per-span path does
     events = np.full(n, None, object)
     exception_type = np.full(n, None, object)
+    event_content = np.zeros(n, bool)
     links = np.full(n, None, object)
     dropped_links = fields.dropped_links.copy()
     limits = kv.limits
@@ -2201,7 +2240,8 @@ def _vector_columns(
             if usable[i]:
                 try:
                     parsed = [_ShadowEvent.FromString(joined[at : at + size]) for at, size in where]
-                    events[i], exception_type[i] = _events_json(parsed, kv, code[i] == "error")
+                    outcome = _events_json(parsed, kv, code[i] == "error")
+                    events[i], exception_type[i], event_content[i] = outcome
                 except _UndecodableAttribute:
                     usable[i] = False
         for i, where in fields.links.items():
@@ -2235,7 +2275,7 @@ def _vector_columns(
         pair_count[c] = len(pairs)
         pair_slot.extend(slot for slot, _ in pairs)
         pair_rank.extend(rank for _, rank in pairs)
-        bits[c] = _NAME_BITS.get(name, 0)
+        bits[c] = _NAME_BITS.get(name, 0) | (_CONTENT_BIT if _content_key(name) else 0)
     pair_first = np.cumsum(pair_count) - pair_count
     winner = np.full((len(_SLOT_NAMES), m), len(attrs.key), _I64)
     repeat = pair_count[attr_key]
@@ -2253,6 +2293,7 @@ def _vector_columns(
             at_rank = rank_of == rank
             winner[slot_of[at_rank], span_of[at_rank]] = kv_of[at_rank]
     slot = _slot_columns(attrs, winner)
+    span_bits = _or_per_span(bits[attr_key], attr_span, m)
     parent = fields.parent_size[fast] == 8
     state = fields.state_size[fast]
     head = {
@@ -2274,7 +2315,8 @@ def _vector_columns(
         "dropped_events_count": fields.dropped_events[fast],
         "dropped_links_count": dropped_links[fast],
         "exception_type": exception_type[fast] if fields.events else pa.nulls(m, _STR),
-        "convention": _conventions(_or_per_span(bits[attr_key], attr_span, m)),
+        "convention": _conventions(span_bits),
+        "content_captured": ((span_bits & _CONTENT_BIT) != 0) | event_content[fast],
     }
     return fast, head, slot
 
@@ -2529,6 +2571,7 @@ def _span_table(head: dict[str, Any], slot: dict[str, Any], blocks: list[tuple[i
         "error_type": _coalesce(text("error_type"), _text_array(head["exception_type"])),
         "server_address": text("server_address"),
         "server_port": _count_array(slot["server_port"]),
+        "content_captured": pa.array(head["content_captured"], pa.bool_()),
         "attributes": pa.array(head["attributes"], _STR),
         "resource_attributes": block_text("attributes_json"),
         "scope_attributes": _per_block(blocks, lambda b: b[1].attributes_json),

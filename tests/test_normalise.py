@@ -52,8 +52,12 @@ from tests.otlp_builders import (
     span,
     trace_request,
 )
+from warehouse.database import migrate, migrations
 
-MIGRATION = Path(__file__).resolve().parents[1] / "warehouse" / "migrations" / "001_telemetry.sql"
+MIGRATIONS = Path(__file__).resolve().parents[1] / "warehouse" / "migrations"
+# the tables as the normaliser fills them: later migrations reshape resources and add a credential
+# column, which the writer takes care of; 010 adds a column the normaliser fills
+DDL = ("001_telemetry.sql", "010_content_captured.sql")
 
 
 def assert_same_result(got: Normalised, expected: Normalised) -> None:
@@ -128,7 +132,8 @@ _DUCKDB_TYPE = {
 @pytest.fixture(scope="module")
 def ddl() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
-    con.execute(MIGRATION.read_text())
+    for name in DDL:
+        con.execute((MIGRATIONS / name).read_text())
     return con
 
 
@@ -153,7 +158,7 @@ def _load(con: duckdb.DuckDBPyConnection, table: str, result: Normalised) -> lis
     data = result.table  # noqa: F841 - read by DuckDB's replacement scan
     con.execute("BEGIN")
     try:
-        con.execute(f"INSERT INTO {table} SELECT *, now(), 1 FROM data")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT *, now() AS received_at, 1 AS ingest_seq FROM data")
         return con.execute(f"SELECT * FROM {table}").fetchall()
     finally:
         con.execute("ROLLBACK")
@@ -849,6 +854,71 @@ class TestAnthropicCacheCorrection:
 )
 def test_convention(attributes, resource, expected):
     assert one_span(attributes, resource)["convention"] == expected
+
+
+CONTENT_CASES = [
+    ({"gen_ai.input.messages": "[]"}, [], True),
+    ({"gen_ai.output.messages": "[]"}, [], True),
+    ({"gen_ai.system_instructions": "be brief"}, [], True),
+    ({"gen_ai.prompt": "hi"}, [], True),
+    ({"gen_ai.prompt.0.content": "hi"}, [], True),
+    ({"gen_ai.completion.1.role": "assistant"}, [], True),
+    ({"llm.input_messages.0.message.content": "hi"}, [], True),
+    ({"llm.output_messages": "[]"}, [], True),
+    ({"input.value": "hi"}, [], True),
+    ({"output.value": "hello"}, [], True),
+    ({"traceloop.entity.input": "{}"}, [], True),
+    ({"traceloop.entity.output": "{}"}, [], True),
+    # near misses: a template's name and version, token counts, a value that only mentions a key
+    ({"gen_ai.prompt.name": "greeting", "gen_ai.prompt.version": "3"}, [], False),
+    ({"gen_ai.usage.input_tokens": 5, "llm.token_count.prompt": 5}, [], False),
+    ({"note": "gen_ai.prompt", "input.mime_type": "text/plain"}, [], False),
+    ({"gen_ai.request.model": "gpt-4o"}, [], False),
+    # events: named as content, or carrying a content key
+    ({}, [("gen_ai.content.prompt", {})], True),
+    ({}, [("gen_ai.content.completion", {})], True),
+    ({}, [("gen_ai.user.message", {})], True),
+    ({}, [("gen_ai.choice", {})], True),
+    ({}, [("log", {"gen_ai.prompt": "hi"})], True),
+    ({}, [("exception", {"exception.type": "ValueError"})], False),
+    ({}, [("gen_ai.evaluation.result", {"score": 1})], False),
+]
+
+
+def _content_span(attributes: dict[str, Any], events: list[tuple[str, dict[str, Any]]], n: int = 0) -> Span:
+    spans = [event(name, time=T0 + 1, **attrs) for name, attrs in events]
+    return genai_span({"gen_ai.system": "openai", **attributes}, events=spans, span_id=ids(n)[1])
+
+
+@pytest.mark.parametrize(("attributes", "events", "captured"), CONTENT_CASES)
+def test_content_captured(attributes, events, captured):
+    result = normalise_traces(trace_request({"service.name": "svc"}, [_content_span(attributes, events)]))
+    assert result.table["content_captured"].to_pylist() == [captured]
+
+
+def test_migration_decides_stored_spans_as_the_collector_does(tmp_path):
+    """Spans stored before 010 get from their JSON text the verdict the collector now gives."""
+    spans = [_content_span(attributes, events, n) for n, (attributes, events, _) in enumerate(CONTENT_CASES)]
+    table = normalise_traces(trace_request({"service.name": "svc"}, spans)).table
+    con = duckdb.connect(str(tmp_path / "v9.duckdb"))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    for version, name, sql in migrations():
+        if version < 10:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+    old = table.drop_columns(["content_captured", "resource_attributes"])  # noqa: F841 - read by DuckDB
+    con.execute("INSERT INTO spans BY NAME SELECT *, now() AS received_at, 1 AS ingest_seq FROM old")
+    assert migrate(con) == ["010_content_captured.sql"]
+    migrated = [
+        row[0] for row in con.execute("SELECT content_captured FROM spans ORDER BY span_id").fetchall()
+    ]
+    by_span = dict(zip(table["span_id"].to_pylist(), table["content_captured"].to_pylist(), strict=True))
+    assert migrated == [by_span[span_id] for span_id in sorted(by_span)]
+    assert migrated.count(True) == sum(captured for *_, captured in CONTENT_CASES)
+    con.close()
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ SPAN_COLUMNS = (
     "conversation_id",
     "data_source_id",
     "server_address",
+    "content_captured",
 )
 
 # The columns of priced_calls, in table order: the frame given to replace_priced_calls has them all.
@@ -144,47 +145,6 @@ def job_watermark(cur: Cursor, job: str = COST_JOB) -> int:
 
 
 _COLUMN_LIST = ", ".join(SPAN_COLUMNS)
-
-# Whether a span carries prompt or response content, decided here so that the JSON text never
-# travels to Python. Attribute keys are matched where a key starts (after `{` or `,`, which an
-# escaped quote inside a string value cannot give), in orjson's compact form as the collector writes
-# it: current (gen_ai.input.messages, gen_ai.output.messages, gen_ai.system_instructions), older
-# (gen_ai.prompt, gen_ai.completion and their indexed forms; not gen_ai.prompt.name or .version,
-# which name a template), OpenInference (llm.input_messages.*, llm.output_messages.*, input.value,
-# output.value) and Traceloop (traceloop.entity.input, .output). Events count by their name:
-# gen_ai.content.prompt, gen_ai.content.completion, gen_ai.<role>.message, gen_ai.choice; and the
-# keys above inside an event's attributes count too.
-_CONTENT_KEYS = (
-    r'[{,]"(gen_ai\.(input|output)\.messages"|gen_ai\.system_instructions"'
-    r'|gen_ai\.(prompt|completion)(\.[0-9][^"]*)?"|llm\.(input|output)_messages[."]'
-    r'|(input|output)\.value"|traceloop\.entity\.(input|output)")'
-)
-_CONTENT_EVENTS = r'"name":"(gen_ai\.content\.(prompt|completion)|gen_ai\.[a-z_]+\.message|gen_ai\.choice)"'
-# The regular expressions cost ~1.7 us a span over ~400-byte JSON, most of a batch's read: each
-# runs only on the texts holding a literal that every text it can match must hold, which a substring
-# search finds several times faster. The literals are each alternative's distinctive part.
-_CONTENT_LITERALS = (
-    "messages",
-    "gen_ai.system_instructions",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-    '.value"',
-    "traceloop.entity.",
-)
-
-
-def _containing(column: str, literals: tuple[str, ...]) -> str:
-    return " OR ".join(f"contains({column}, '{literal}')" for literal in literals)
-
-
-_CONTENT_CAPTURED = (
-    f"CASE WHEN {_containing('attributes', _CONTENT_LITERALS)}"
-    f" THEN coalesce(regexp_matches(attributes, '{_CONTENT_KEYS}'), false) ELSE false END"
-    f" OR CASE WHEN {_containing('events', ('gen_ai.', *_CONTENT_LITERALS))} THEN coalesce("
-    f"regexp_matches(events, '{_CONTENT_EVENTS}') OR regexp_matches(events, '{_CONTENT_KEYS}'), false)"
-    " ELSE false END AS content_captured"
-)
-
 
 # Reading in batches of whole traces
 
@@ -275,7 +235,7 @@ def _batched(traces: pl.DataFrame, batch_spans: int, *, full: bool) -> pl.DataFr
 # A span's resource is read as its key; the batch's few distinct texts follow (`_with_resource_texts`).
 _READ_COLUMNS = _COLUMN_LIST.replace("resource_attributes", "resource_id")
 _SPANS_OF_BATCH = f"""
-SELECT {_READ_COLUMNS}, {_CONTENT_CAPTURED}, ingest_seq FROM spans
+SELECT {_READ_COLUMNS}, ingest_seq FROM spans
 WHERE ingest_seq BETWEEN $low AND $high AND trace_id IN (SELECT trace_id FROM _batch_read)
 """  # noqa: S608 - composed of constant SQL only
 _RESOURCE_TEXTS = """
@@ -289,7 +249,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def spans_of_batch(cur: Cursor, plan: ReadPlan, batch: int) -> pl.DataFrame:
-    """Every span (`SPAN_COLUMNS` and `content_captured`) of the traces of batch `batch` of `plan`.
+    """Every span (`SPAN_COLUMNS`) of the traces of batch `batch` of `plan`.
 
     A span stored twice (a retry the writer did not catch) is read once: its first copy.
     """
