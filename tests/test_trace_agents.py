@@ -8,12 +8,15 @@ export), and traces whose spans do or do not carry prompt/response content.
 from __future__ import annotations
 
 import os
+import random
 from decimal import Decimal
 
+import polars as pl
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from analytics.activity import _gathered
 from tests.otlp_builders import event, span, trace_request
 from tests.test_costs_job import FIXTURE, Sent, cli, run_job, send
 
@@ -331,3 +334,19 @@ def test_an_agent_running_on_several_resources_lists_all_their_keys_once():
         ["cloud.region", "host.name", "k8s.pod.name", "service.name"],
         ["host.name", "service.name"],
     ]
+
+
+@pytest.mark.parametrize("distinct", [3, 400])  # few values (coded as an Enum) and many (sorted as text)
+def test_list_columns_are_each_groups_distinct_values_in_text_order(distinct):
+    rng = random.Random(distinct)
+    values = [f"v{n}" for n in range(distinct)] + ["Zed", "zed", "é", "a b"]
+    pairs = pl.DataFrame(
+        {"_gid": [rng.randrange(50) for _ in range(1000)], "v": [rng.choice(values) for _ in range(1000)]},
+        schema={"_gid": pl.UInt32, "v": pl.String},
+    )
+    expected: dict[int, set[str]] = {}
+    for gid, value in pairs.iter_rows():
+        expected.setdefault(gid, set()).add(value)
+    got = _gathered(pairs, "v")
+    assert got.schema["v"] == pl.List(pl.String)
+    assert dict(got.iter_rows()) == {gid: sorted(found) for gid, found in expected.items()}
