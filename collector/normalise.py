@@ -647,7 +647,8 @@ def _keyvalue(raw: bytes, lim: _Limiter) -> tuple[str, Any]:
                     if tag == 0x0A:  # string_value
                         size = raw[q + 1]
                         if size < 0x80:
-                            if q + 2 + size == n:
+                            # (values over the limit, even one below 128 bytes, are cut by the slow path)
+                            if q + 2 + size == n and size <= lim.max_length:
                                 return key, raw[q + 2 :].decode()
                         else:
                             size, r = _varint(raw, q + 1)

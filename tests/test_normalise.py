@@ -1787,3 +1787,12 @@ def test_flags_in_declaration_order_and_unknown_fields_decode_the_same():
 
 def attr_bytes(key: str, value: Any) -> bytes:
     return attrs({key: value})[0].SerializeToString()
+
+
+@pytest.mark.parametrize("length", [5, 100, 127, 128, 300])
+def test_a_value_limit_cuts_strings_of_every_length_on_both_paths(length):
+    # strings under 128 bytes have a one-byte length on the wire: a fast path of their own
+    request = trace_request({"service.name": "svc"}, [genai_span({"k": "x" * length})])
+    result = normalise_traces(request, Limits(max_value_length=10))
+    expected = {"k": "x" * min(length, 10), **({"muster.truncated": 1} if length > 10 else {})}
+    assert orjson.loads(result.table["attributes"][0].as_py()) == expected
