@@ -297,19 +297,17 @@ def _run(
     # closed explicitly: a failed write stops the read ahead at once, not when the traceback goes
     with contextlib.closing(_derived_batches(cur, plan, registry, overrides)) as batches:
         for batch, (spans, rows, agents) in enumerate(batches):
-            traces = spans["trace_id"].unique()
             cost_store.replace_batch(
                 cur,
                 plan,
-                traces,
+                spans.select("trace_id", "span_id", "start_time"),
                 rows,
                 agents,
-                span_times=spans["start_time"],
                 finish=batch == plan.batches - 1,
                 duration_s=time.monotonic() - started,
                 inputs_digest=digest,
             )
-            totals.add(len(traces), len(spans), rows)
+            totals.add(spans["trace_id"].n_unique(), len(spans), rows)
             if plan.batches > 1:  # a long run says how far it got, in the server's log
                 log.info("cost job: batch %d/%d committed, %d spans", batch + 1, plan.batches, totals.spans)
             if progress is not None:

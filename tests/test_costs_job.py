@@ -235,6 +235,28 @@ def test_an_incremental_run_reads_only_traces_touched_since_the_watermark(costed
     assert spend(costed) == expected_by_department([*traces, newer])
 
 
+def test_calls_whose_spans_retention_deleted_keep_their_cost_when_their_trace_is_derived_again(costed):
+    traces = send_fleet(costed)
+    run_job(costed)
+    old = traces[2]  # three calls
+    root = old.request.resource_spans[0].scope_spans[0].spans[0]
+    # retention deletes the trace's call spans (as it does once they are old and priced)...
+    costed.query(
+        "DELETE FROM spans WHERE trace_id = ? AND span_id != ?", [root.trace_id.hex(), root.span_id.hex()]
+    )
+    # ...then the trace's last part arrives, in one batch with a newer trace
+    late = Call("gpt-4o", 500, 50)
+    late_request = trace_request(
+        SUBMISSION_INTAKE[0], [chat_span(root.trace_id, root.span_id, late, root.start_time_unix_nano + 9)]
+    )
+    send(costed, Sent(late_request, old.agent, [late], old.started))
+    newer = agent_trace(CLAIMS_TRIAGE, [Call("gpt-4o", 1000, 100)])
+    send(costed, newer)
+    run_job(costed)
+    old.calls.append(late)
+    assert spend(costed) == expected_by_department([*traces, newer])
+
+
 def test_a_finance_token_of_one_department_sees_only_its_spend(costed):
     send_fleet(costed)
     run_job(costed)

@@ -309,11 +309,13 @@ def _registered(cur: Cursor, name: str, frame: pl.DataFrame) -> Iterator[None]:
 
 # The tables a trace's derivation fills, each rewritten a whole trace at a time: table → columns.
 _DERIVED = {"priced_calls": PRICED_CALL_COLUMNS, "trace_agents": TRACE_AGENT_COLUMNS}
-# A batch's traces lose their rows before the new are inserted. Every row of a trace that still has
-# spans starts between the first and the last start time of the spans read (`since`, `until`), so
-# zone maps bound the scan to a few row groups. Rows of calls whose spans retention has deleted are
-# older still and stay: cost facts outlive raw telemetry (a trace_agents row is replaced when any
-# of its spans remains).
+# A batch's spans lose their priced call rows, and its traces their trace_agents rows, before the
+# new are inserted. Every such row starts between the first and the last start time of the spans
+# read (`since`, `until`), so zone maps bound the scan to a few row groups. A call is deleted only
+# when its own span was read again: the calls of spans that retention has deleted stay, even when
+# the rest of their trace is derived again (cost facts outlive raw telemetry; a trace exported in
+# parts can lose its first parts to retention before its last part arrives). A trace_agents row is
+# replaced when any of its trace's spans remains.
 _DAILY_KEYS = (
     "day",
     "agent_id",
@@ -333,8 +335,9 @@ _DAILY_TOKENS = (
 )
 _DELETE = {
     "priced_calls": f"""
-DELETE FROM priced_calls
-WHERE start_time BETWEEN $since AND $until AND trace_id IN (SELECT trace_id FROM _batch_traces)
+DELETE FROM priced_calls USING _batch_spans AS read
+WHERE priced_calls.start_time BETWEEN $since AND $until
+  AND priced_calls.trace_id = read.trace_id AND priced_calls.span_id = read.span_id
 RETURNING {", ".join(_DAILY_KEYS)}, cost_usd, {", ".join(_DAILY_TOKENS)}
 """,  # noqa: S608 - composed of constant SQL only
     "trace_agents": """
@@ -393,14 +396,17 @@ FROM _daily_merged WHERE calls > 0
 )
 
 
-def _replace_rows(
-    cur: Cursor, trace_ids: pl.Series, span_times: pl.Series, rows: pl.DataFrame, agents: pl.DataFrame
-) -> None:
-    """Inside the caller's transaction: the traces' derived rows replaced, daily_costs kept equal."""
+def _replace_rows(cur: Cursor, spans: pl.DataFrame, rows: pl.DataFrame, agents: pl.DataFrame) -> None:
+    """Inside the caller's transaction: the spans' derived rows replaced, daily_costs kept equal."""
     deleted = rows.select(*_DAILY_KEYS, "cost_usd", *_DAILY_TOKENS).clear()
-    if len(trace_ids) and span_times.null_count() < len(span_times):
-        params = {"since": span_times.min() - _MICROSECOND, "until": span_times.max() + _MICROSECOND}  # type: ignore[operator]
-        with _registered(cur, "_batch_traces", pl.DataFrame({"trace_id": trace_ids.cast(pl.String)})):
+    times = spans["start_time"]
+    if len(spans) and times.null_count() < len(times):
+        params = {"since": times.min() - _MICROSECOND, "until": times.max() + _MICROSECOND}  # type: ignore[operator]
+        read = spans.select(pl.col("trace_id", "span_id").cast(pl.String))
+        with (
+            _registered(cur, "_batch_spans", read),
+            _registered(cur, "_batch_traces", read.select(pl.col("trace_id").unique())),
+        ):
             # a DML statement through sql() runs at once; its relation holds what RETURNING gave
             deleted = cur.sql(_DELETE["priced_calls"], params=params).pl()
             cur.execute(_DELETE["trace_agents"], params)
@@ -428,11 +434,10 @@ ON CONFLICT (job) DO UPDATE SET inputs_digest = NULL
 def replace_batch(
     cur: Cursor,
     plan: ReadPlan,
-    trace_ids: pl.Series,
+    spans: pl.DataFrame,
     frame: pl.DataFrame,
     agents: pl.DataFrame,
     *,
-    span_times: pl.Series,
     finish: bool,
     duration_s: float = 0.0,
     inputs_digest: str | None = None,
@@ -440,8 +445,8 @@ def replace_batch(
 ) -> None:
     """In one transaction: replace one batch's derived rows; when `finish`, advance the watermark.
 
-    `trace_ids` lose their rows in priced_calls and trace_agents (those within the start times of
-    the spans read, `span_times`: see `_DELETE`) and `frame` (`PRICED_CALL_COLUMNS`)
+    The spans read (`trace_id`, `span_id`, `start_time`) lose their rows in priced_calls and their
+    traces theirs in trace_agents (see `_DELETE`), and `frame` (`PRICED_CALL_COLUMNS`)
     and `agents` (`TRACE_AGENT_COLUMNS`) are inserted; daily_costs moves with priced_calls. Until a
     full run finishes its inputs digest is cleared: a full run that fails part-way is redone in full
     by the next run. The watermark moves only with the last batch, so a failure makes the next run
@@ -449,7 +454,7 @@ def replace_batch(
     """
     cur.execute("BEGIN")
     try:
-        _replace_rows(cur, trace_ids, span_times, frame, agents)
+        _replace_rows(cur, spans, frame, agents)
         if finish:
             advance = {"job": job, "watermark": plan.high, "duration": duration_s, "digest": inputs_digest}
             cur.execute(_ADVANCE, advance)
