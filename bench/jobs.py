@@ -289,6 +289,7 @@ def _as_span_rows(frame: pl.DataFrame, span_ids: pl.Series, first_seq: int) -> p
         .then(pl.col("provider").replace_strict(ENDPOINTS, default="api.example.com"))
         .alias("server_address"),
         attributes.alias("attributes"),
+        pl.col("content").alias("content_captured"),  # as the collector decides it from the keys
         pl.col("agent")
         .replace_strict(list(range(AGENTS)), resources, return_dtype=pl.String)
         .alias("resource_attributes"),
