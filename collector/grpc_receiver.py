@@ -78,6 +78,8 @@ class GrpcReceiver:
         tls: tuple[Path, Path] | None = None,
         max_concurrent_streams: int = 100,
         max_connection_idle: float = 300.0,
+        max_connection_age: float = 600.0,
+        max_connection_age_grace: float = 60.0,
         max_metadata_bytes: int = 16 * 1024,
     ) -> None:
         self._ingest = ingest
@@ -86,9 +88,13 @@ class GrpcReceiver:
         self._max_message_bytes = max_message_bytes
         # Hostile clients: streams per connection, idle connections and header (metadata) size
         # are bounded; grpc-core already drops connections that speak garbage instead of HTTP/2.
+        # A call that stalls mid-message keeps its connection busy, not idle: the connection's age
+        # bounds it (GOAWAY at max age, closed after the grace; exporters simply reconnect).
         self._limits = [
             ("grpc.max_concurrent_streams", max_concurrent_streams),
             ("grpc.max_connection_idle_ms", int(max_connection_idle * 1000)),
+            ("grpc.max_connection_age_ms", int(max_connection_age * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace * 1000)),
             ("grpc.max_metadata_size", max_metadata_bytes),
         ]
         self._server: grpc.aio.Server | None = None

@@ -194,6 +194,8 @@ class Server:
                 tls=tls,
                 max_concurrent_streams=settings.grpc_max_concurrent_streams,
                 max_connection_idle=settings.grpc_max_connection_idle_seconds,
+                max_connection_age=settings.grpc_max_connection_age_seconds,
+                max_connection_age_grace=settings.grpc_max_connection_age_grace_seconds,
                 max_metadata_bytes=settings.grpc_max_metadata_bytes,
             ),
             http_receiver(

@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     grpc_max_connection_idle_seconds: float = Field(
         300.0, gt=0, description="Seconds before an OTLP/gRPC connection with no calls is closed."
     )
+    grpc_max_connection_age_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds an OTLP/gRPC connection may live before it is asked to close"
+        " (exporters reconnect); bounds calls that stall mid-message.",
+    )
+    grpc_max_connection_age_grace_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds an OTLP/gRPC call in flight has to finish once its connection is closing.",
+    )
     grpc_max_metadata_bytes: int = Field(
         16 * 1024, ge=1024, description="Largest OTLP/gRPC request metadata (headers) accepted."
     )

@@ -248,3 +248,32 @@ def test_oversized_grpc_metadata_is_refused(server):
             export(body, timeout=10, metadata=[("x-big", "a" * 64 * 1024)])
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         export(body, timeout=10)  # the same channel still works
+
+
+def test_a_grpc_call_stalled_mid_message_is_cut_off_with_its_connection_and_others_are_served(tmp_path):
+    # A call whose message never comes keeps its connection busy, so the idle limit never frees it;
+    # the connection's age does (GOAWAY at the age, closed after the grace).
+    aged = start_server(
+        tmp_path / "data",
+        decode_workers=1,
+        grpc_max_connection_age_seconds=1.0,
+        grpc_max_connection_age_grace_seconds=1.0,
+    )
+    try:
+        release = threading.Event()
+
+        def never_sent() -> Iterator[bytes]:
+            release.wait(60)  # headers go out, the message never does
+            yield b""
+
+        with grpc.insecure_channel(aged.grpc_endpoint) as channel:
+            stalled = channel.stream_unary(TRACE_METHOD).future(never_sent(), timeout=30)
+            # (the good exporter reconnects each second here, transparently: every export counts)
+            under_abuse(aged, "a gRPC call stalled mid-message, connections aged 1 s", lambda: time.sleep(4))
+            with pytest.raises(grpc.RpcError) as caught:
+                stalled.result(timeout=30)
+            release.set()
+        # cut off by the server's age limit, not by the client's own 30 s deadline
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value
+    finally:
+        aged.stop()
