@@ -51,6 +51,7 @@ class Serve:
             | env
         )
         self.process: subprocess.Popen | None = None
+        self.command = [sys.executable, "-m", "muster", "serve"]
 
     @property
     def api_url(self) -> str:
@@ -59,7 +60,7 @@ class Serve:
     def launch(self, preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "muster", "serve"],
+                self.command,
                 env=self.env,
                 stdout=log,
                 stderr=log,
