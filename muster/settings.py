@@ -92,7 +92,10 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Seconds an HTTP client has to send a request's headers (slowloris guard)."
     )
     http_body_timeout_seconds: float = Field(
-        60.0, gt=0, description="Seconds an OTLP/HTTP client has to send a request's body; else 408."
+        60.0, gt=0, description="Seconds an OTLP/HTTP or API client has to send a request's body; else 408."
+    )
+    api_max_request_bytes: int = Field(
+        16 * MIB, ge=1024, description="Largest API request body accepted; larger ones get 413 unread."
     )
     http_keep_alive_seconds: float = Field(
         5.0, gt=0, description="Seconds an idle HTTP keep-alive connection stays open."

@@ -29,7 +29,7 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def _checked_id(value: str) -> str:
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):  # (`$` alone also matches before a final newline)
         raise ValueError(
             f"{value!r} is not a valid id: use lowercase letters, digits, '-', '_' and '.', "
             "starting and ending with a letter or digit, at most 128 characters"
@@ -38,13 +38,13 @@ def _checked_id(value: str) -> str:
 
 
 def _checked_label_key(value: str) -> str:
-    if not _LABEL_KEY.match(value):
+    if not _LABEL_KEY.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid label key: use letters, digits, '.', '_', '-' and '/'")
     return value
 
 
 def _checked_currency(value: str) -> str:
-    if not _CURRENCY.match(value):
+    if not _CURRENCY.fullmatch(value):
         raise ValueError(f"{value!r} is not a currency: use a three-letter ISO 4217 code such as USD or EUR")
     return value
 

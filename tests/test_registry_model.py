@@ -117,6 +117,20 @@ BROKEN_DOCUMENTS = [
         id="unknown lifecycle",
     ),
     pytest.param(agent_yaml("Triage Bot"), 4, "metadata.id", "'Triage Bot' is not a valid id", id="bad id"),
+    pytest.param(  # `$` in a regex also matches before a final newline: ids are matched whole
+        agent_yaml('"triage\\n"'),
+        4,
+        "metadata.id",
+        "'triage\\n' is not a valid id",
+        id="id ending in a newline",
+    ),
+    pytest.param(
+        DEPARTMENT.replace("costCentre: CC-4100", 'currency: "EUR\\n"'),
+        7,
+        "spec.currency",
+        "three-letter ISO 4217 code",
+        id="currency ending in a newline",
+    ),
     pytest.param(
         agent_yaml(spec="match:\n  - agentName: Triage\n    agentId: triage-1\n"),
         11,

@@ -29,6 +29,7 @@ from muster.api import (
     whoami,
 )
 from muster.api import export as export_api
+from muster.api.body_limit import RequestBodyLimit
 from muster.metrics import SelfMetrics
 from muster.settings import Settings, load_settings
 
@@ -74,4 +75,9 @@ def create_app(
     )
     for module in routes:
         app.include_router(module.router)
+    app.add_middleware(
+        RequestBodyLimit,
+        max_bytes=app.state.settings.api_max_request_bytes,
+        timeout=app.state.settings.http_body_timeout_seconds,
+    )
     return app
