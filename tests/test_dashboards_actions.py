@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from alerts.model import alert_url
+from dashboards import APP
 from dashboards.ui import money
 from tests.dashboards_seed import admin_token, api, new_token, open_page, seeded_server
 
@@ -284,3 +287,26 @@ def test_a_finance_token_sees_and_acts_on_its_own_department_only(app_for, seede
     options = {o.split(":", 1)[0] for o in at.selectbox(key="silence_end_id").options}
     assert made["id"] in options and theirs.json()["id"] not in options
     assert theirs.json()["id"] not in str(table_with(at, "matchers_text").to_dict("list"))
+
+
+def test_an_alert_link_opens_its_finding_on_the_policy_page(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    token = admin_token(seeded)
+    alert = next(a for a in api(seeded, "GET", "/api/v1/alerts", token).json() if not a["acknowledged"])
+    link = urlsplit(alert_url("http://dashboards.example:8501", alert["id"]))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update(dict(parse_qsl(link.query)))
+    at.run()  # a link opens a new browser session: sign in first
+    at.text_input(key="token_input").input(token)
+    press(at, "Sign in")  # the link's path is the root: the app itself must take it to the Policy page
+    assert [t.value for t in at.title] == ["Policy"]
+    assert "Linked from an alert" in [h.value for h in at.subheader]
+    linked = table_with(at, "fingerprint")
+    assert list(linked["fingerprint"]) == [alert["id"]]
+    at.text_input(key="pol_linked_comment").input("seen from the alert e-mail")
+    press(at, "Acknowledge")
+    after = finding(seeded, alert["id"])
+    assert (after["status"], after["comment"]) == ("acknowledged", "seen from the alert e-mail")
+    press(at, "Show all findings")
+    assert "finding" not in at.query_params
+    assert "Linked from an alert" not in [h.value for h in at.subheader]
