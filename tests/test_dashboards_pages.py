@@ -179,3 +179,72 @@ def test_an_api_failure_is_a_message_not_a_traceback(monkeypatch, tmp_path: Path
     at.switch_page("pages/spend.py").run()
     assert not at.exception
     assert any("cannot reach Muster" in e.value for e in at.error)
+
+
+def open_with_filters(seeded, page: str, token: str, **wanted: str) -> AppTest:
+    """The app opened from a link carrying the shared filters, switched to `page`."""
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update(wanted)
+    at.session_state["muster_token"] = token
+    at.session_state["muster_who"] = api(seeded, "GET", "/api/v1/whoami", token).json()
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_the_agent_filter_narrows_spend_and_the_overview(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    token = admin_token(seeded)
+    by_agent = api(seeded, "GET", "/api/v1/spend", token, params={"by": "agent", **days(10)}).json()
+    mine = next(r for r in by_agent if r["agent"] == "support-copilot")
+    narrowed = api(
+        seeded, "GET", "/api/v1/spend", token, params={"by": "model", "agent": "support-copilot", **days(10)}
+    ).json()
+    assert sum(Decimal(r["cost_usd"]) for r in narrowed) == Decimal(mine["cost_usd"]) > 0
+    at = open_with_filters(seeded, "spend", token, agent="support-copilot", **days(10))
+    assert metric(at, "Total spend (USD)") == money(Decimal(mine["cost_usd"]))
+    assert metric(at, "Model calls") == f"{mine['calls']:,}"
+    daily = api(
+        seeded, "GET", "/api/v1/spend", token, params={"by": "day", "agent": "support-copilot", **days(10)}
+    ).json()
+    chart = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert chart, "no spend-over-time chart"
+    # the department filter cannot widen a scoped token's view
+    legal = new_token(seeded, "finance", department_id="legal")
+    outside = {"by": "department", "department": "engineering", **days()}
+    assert api(seeded, "GET", "/api/v1/spend", legal, params=outside).json() == []
+    assert daily and sum(Decimal(r["cost_usd"]) for r in daily) == Decimal(mine["cost_usd"])
+
+
+def test_the_department_and_environment_filters_narrow_traces(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    token = admin_token(seeded)
+    today = datetime.now(UTC).date()
+    window = {"from": f"{today - timedelta(days=29)}T00:00:00", "to": f"{today + timedelta(days=1)}T00:00:00"}
+    every = api(seeded, "GET", "/api/v1/traces", token, params={"limit": 1000, **window}).json()
+    legal = api(
+        seeded, "GET", "/api/v1/traces", token, params={"limit": 1000, "department": "legal", **window}
+    ).json()
+    assert 0 < legal["total"] < every["total"]
+    assert all(t["department_id"] == "legal" for t in legal["traces"])
+    at = open_with_filters(seeded, "traces", token, department="legal", **days())
+    assert int(metric(at, "Traces")) == legal["total"]
+    environments = sorted({r["environment"] for r in api(seeded, "GET", "/api/v1/inventory").json()} - {None})
+    assert len(environments) > 1, environments
+    counted = 0
+    for environment in environments:
+        found = api(
+            seeded, "GET", "/api/v1/traces", token, params={"limit": 1, "environment": environment, **window}
+        ).json()
+        assert 0 < found["total"] < every["total"], environment
+        counted += found["total"]
+    assert counted >= every["total"]  # every trace ran somewhere
+    at = open_with_filters(seeded, "traces", token, env=environments[0], **days())
+    expected = api(
+        seeded, "GET", "/api/v1/traces", token, params={"limit": 1, "environment": environments[0], **window}
+    ).json()
+    assert int(metric(at, "Traces")) == expected["total"]
+    at = open_with_filters(seeded, "spend", token, env=environments[0], **days())
+    assert any("Spend covers every environment" in c.value for c in at.caption)

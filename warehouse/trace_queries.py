@@ -40,6 +40,7 @@ WITH in_range AS (
     SELECT DISTINCT trace_id FROM spans
     WHERE ($start::TIMESTAMP IS NULL OR start_time >= $start::TIMESTAMP)
       AND ($end::TIMESTAMP IS NULL OR start_time < $end::TIMESTAMP)
+      AND ($environment::VARCHAR IS NULL OR environment = $environment)
 ),
 candidates AS (
     SELECT trace_id FROM in_range
@@ -114,6 +115,7 @@ def trace_summaries(
     agent: str | None = None,
     model: str | None = None,
     status: str | None = None,
+    environment: str | None = None,
     department_ids: Collection[str] | None = None,
     agent_ids: Collection[str] | None = None,
     limit: int = 50,
@@ -121,7 +123,8 @@ def trace_summaries(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of traces that started in [`start`, `end`), newest first, and how many there are.
 
-    `status` is "ok" (no span failed) or "error" (one did). Scope as elsewhere: None means all,
+    `status` is "ok" (no span failed) or "error" (one did); `environment`: a span of the trace
+    ran in that deployment environment. Scope as elsewhere: None means all,
     an empty collection nothing. Each summary: root span name, the agent owning its first model
     call, every agent and model involved, start, duration, spans, model calls, tokens, cost (an
     exact decimal string) and whether a span failed.
@@ -132,6 +135,7 @@ def trace_summaries(
         "agent": agent,
         "model": model,
         "status": status,
+        "environment": environment,
         "departments": _listed(department_ids),
         "agents": _listed(agent_ids),
         "limit": limit,

@@ -26,14 +26,9 @@ DIMENSIONS = {
 def spend_rows(
     by: str, filters: ui.Filters, days: dict[str, str] | None = None
 ) -> list[dict[str, Any]] | None:
-    rows = api.load("/api/v1/spend", f"spend by {by}", by=by, **(days or filters.days()))
-    if rows is None:
-        return None
-    if by == "department" and filters.department:
-        rows = [r for r in rows if r["department"] == filters.department]
-    if by == "agent" and filters.agent:
-        rows = [r for r in rows if r["agent"] == filters.agent]
-    return rows
+    return api.load(
+        "/api/v1/spend", f"spend by {by}", by=by, **ui.narrowing(filters), **(days or filters.days())
+    )
 
 
 def totals(rows: list[dict[str, Any]]) -> dict[str, Decimal | int]:
@@ -200,6 +195,7 @@ def focus_download() -> None:
 
 filters = ui.filters()
 st.title("Spend")
+ui.environment_not_applied(filters)
 headline(filters)
 st.subheader("Breakdown")
 breakdown(filters)
