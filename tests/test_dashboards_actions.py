@@ -13,6 +13,7 @@ from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
@@ -310,3 +311,41 @@ def test_an_alert_link_opens_its_finding_on_the_policy_page(seeded, monkeypatch)
     press(at, "Show all findings")
     assert "finding" not in at.query_params
     assert "Linked from an alert" not in [h.value for h in at.subheader]
+
+
+def chart_frames(at: AppTest) -> list:
+    """The data of every Altair chart on the page, one frame per layer's dataset."""
+    charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    return [convert_arrow_bytes_to_pandas_df(d.data.data) for c in charts for d in c.proto.datasets]
+
+
+def test_the_burn_down_adds_up_the_period_to_the_budget_actual_with_forecast_and_thresholds(app_for, seeded):
+    token = admin_token(seeded)
+    budgets = api(seeded, "GET", "/api/v1/budgets/status", token).json()["budgets"]
+    budget = next(b for b in budgets if b["budget_id"] == "department:engineering")
+    at = app_for("spend", token)
+    at.selectbox(key="burn_department").set_value("engineering").run()
+    assert not at.exception and not at.error
+    frames = chart_frames(at)
+    lines = next(f for f in frames if "line" in f and "spent" in set(f["line"]))
+    spent = lines[lines["line"] == "spent"].sort_values("day")
+    start, end = budget["period_start"], min(budget["period_end"], datetime.now(UTC).date().isoformat())
+    assert (spent["day"].min().date().isoformat(), spent["day"].max().date().isoformat()) == (start, end)
+    assert spent["usd"].is_monotonic_increasing
+    daily = api(
+        seeded,
+        "GET",
+        "/api/v1/spend",
+        token,
+        params={"by": "day", "department": "engineering", "from": start, "to": end},
+    ).json()
+    assert spent["usd"].iloc[-1] == pytest.approx(float(sum(Decimal(r["cost_usd"]) for r in daily)))
+    assert spent["usd"].iloc[-1] == pytest.approx(float(Decimal(budget["actual_usd"])), abs=0.005)  # in cents
+    forecast = lines[lines["line"] == "forecast"].sort_values("day")
+    assert forecast["usd"].iloc[-1] == pytest.approx(float(Decimal(budget["forecast_usd"])))
+    assert forecast["day"].iloc[-1].date().isoformat() == budget["period_end"]
+    levels = next(f for f in frames if "level" in f)
+    amount = float(Decimal(budget["amount_usd"]))
+    expected = {"budget": amount} | {f"{t:g} %": amount * t / 100 for t in budget["thresholds"]["actual"]}
+    assert dict(zip(levels["level"], levels["usd"], strict=True)) == pytest.approx(expected)
+    assert len(expected) > 1

@@ -133,6 +133,90 @@ def burn_down(filters: ui.Filters) -> None:
     st.altair_chart(bars + forecast + amount, width="stretch")
     st.caption("Bar: spent so far; black tick: forecast for the period; red tick: the budget.")
     ui.paginated(data.drop(columns=["scope"], errors="ignore"), "burn_down")
+    chosen = st.selectbox("Burn-down of", [r["department_id"] for r in rows], key="burn_department")
+    burn_down_over_time(next(r for r in rows if r["department_id"] == chosen))
+
+
+def burn_line(budget: dict[str, Any]) -> pd.DataFrame | None:
+    """The period's spend so far, day by day and added up (USD), as the spend API answers it."""
+    today = ui.today()
+    start, end = budget["period_start"], min(budget["period_end"], today.isoformat())
+    rows = api.load(
+        "/api/v1/spend",
+        "the burn-down",
+        by="day",
+        department=budget["department_id"],
+        **{"from": start, "to": end},
+    )
+    if rows is None:
+        return None
+    spent = {r["day"]: ui.decimal(r["cost_usd"]) for r in rows}
+    days = pd.date_range(start, end, freq="D")
+    total, points = Decimal(0), []
+    for day in days:
+        total += spent.get(day.date().isoformat(), Decimal(0))
+        points.append({"day": day, "usd": float(total), "line": "spent"})
+    return pd.DataFrame(points)
+
+
+def burn_down_over_time(budget: dict[str, Any]) -> None:
+    """Spend added up over the budget's period, the forecast to its end, the budget and its thresholds."""
+    spent = burn_line(budget)
+    if spent is None or spent.empty:
+        return
+    last = spent.iloc[-1]
+    forecast = pd.DataFrame(
+        [
+            {"day": last["day"], "usd": last["usd"], "line": "forecast"},
+            {
+                "day": pd.Timestamp(budget["period_end"]),
+                "usd": float(ui.decimal(budget["forecast_usd"])),
+                "line": "forecast",
+            },
+        ]
+    )
+    amount = float(ui.decimal(budget["amount_usd"]))
+    levels = pd.DataFrame(
+        [{"usd": amount, "level": "budget"}]
+        + [
+            {"usd": amount * t / 100, "level": f"{t:g} %"}
+            for t in budget.get("thresholds", {}).get("actual", [])
+        ]
+    )
+    lines = (
+        alt.Chart(pd.concat([spent, forecast]))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(
+                "day:T",
+                title="day (UTC)",
+                scale=alt.Scale(domain=[budget["period_start"], budget["period_end"]]),
+            ),
+            y=alt.Y("usd:Q", title="spent in the period (USD)"),
+            color=alt.Color(
+                "line:N", scale=alt.Scale(domain=["spent", "forecast"], range=["#4c78a8", "#999999"])
+            ),
+            strokeDash=alt.StrokeDash(
+                "line:N", scale=alt.Scale(domain=["spent", "forecast"], range=[[1, 0], [6, 4]])
+            ),
+            tooltip=["day:T", alt.Tooltip("usd:Q", format="$.4f"), "line:N"],
+        )
+    )
+    rules = (
+        alt.Chart(levels)
+        .mark_rule(color="#e45756")
+        .encode(y="usd:Q", tooltip=["level:N", alt.Tooltip("usd:Q", format="$.2f")])
+    )
+    labels = (
+        alt.Chart(levels)
+        .mark_text(align="left", dx=4, dy=-6, color="#e45756")
+        .encode(y="usd:Q", text="level:N")
+    )
+    st.altair_chart(lines + rules + labels, width="stretch")
+    st.caption(
+        f"{plain(budget['department_id'])}, {plain(budget['period_label'])}: solid, spent so far; dashed, the"
+        " forecast to the period's end; red, the budget and its alert thresholds (USD)."
+    )
 
 
 def movers(filters: ui.Filters) -> None:
