@@ -248,3 +248,27 @@ def test_the_department_and_environment_filters_narrow_traces(seeded, monkeypatc
     assert int(metric(at, "Traces")) == expected["total"]
     at = open_with_filters(seeded, "spend", token, env=environments[0], **days())
     assert any("Spend covers every environment" in c.value for c in at.caption)
+
+
+def test_unit_costs_per_call_token_and_conversation_equal_the_api(app_for, seeded):
+    token = admin_token(seeded)
+    everything = api(seeded, "GET", "/api/v1/spend/runs", token).json()
+    conversations = seeded.query(
+        "SELECT count(DISTINCT conversation_id) FROM spans WHERE conversation_id IS NOT NULL"
+    )[0][0]
+    assert everything["conversations"] == conversations > 0
+    assert everything["traces"] == seeded.query("SELECT count(DISTINCT trace_id) FROM spans")[0][0]
+    at = app_for("spend", token)
+    rows = api(seeded, "GET", "/api/v1/spend", token, params={"by": "department", **days()}).json()
+    runs = api(seeded, "GET", "/api/v1/spend/runs", token, params=days()).json()
+    cost = sum(Decimal(r["cost_usd"]) for r in rows)
+    calls = sum(r["calls"] for r in rows)
+    tokens = sum(r["input_tokens"] + r["output_tokens"] for r in rows)
+    assert metric(at, "Per call (USD)") == money(cost / calls)
+    assert metric(at, "Per 1k tokens (USD)") == money(cost * 1000 / tokens)
+    assert metric(at, "Per conversation (USD)") == money(cost / runs["conversations"])
+    legal = new_token(seeded, "finance", department_id="legal")
+    theirs = api(seeded, "GET", "/api/v1/spend/runs", legal, params=days()).json()
+    assert 0 < theirs["conversations"] < runs["conversations"]
+    outside = api(seeded, "GET", "/api/v1/spend/runs", legal, params={"department": "engineering"}).json()
+    assert outside == {"traces": 0, "conversations": 0}

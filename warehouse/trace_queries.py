@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import duckdb
@@ -226,6 +226,40 @@ def trace_spans(
         return None
     params = {key: scope[key] for key in ("trace", "departments", "agents")}
     return [_span(row) for row in cur.execute(_SPANS, params).fetchall()]
+
+
+_RUNS = f"""
+SELECT count(DISTINCT trace_id), count(DISTINCT conv) FROM (
+    SELECT trace_id,
+           unnest(CASE WHEN len(conversations) = 0 THEN [NULL::VARCHAR] ELSE conversations END) AS conv
+    FROM trace_agents
+    WHERE ($start::DATE IS NULL OR day >= $start::DATE) AND ($end::DATE IS NULL OR day <= $end::DATE)
+      AND {_IN_SCOPE}
+)
+"""  # noqa: S608 - composed of constant SQL only
+
+
+def run_counts(
+    cur: Cursor,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    department_ids: Collection[str] | None = None,
+    agent_ids: Collection[str] | None = None,
+) -> dict[str, int]:
+    """How many traces (agent runs) and distinct conversations agents of the scope took part in.
+
+    Over the UTC days `start`..`end` (both included) by the day each agent was first seen in the
+    trace: the denominators of the unit costs per run and per conversation.
+    """
+    params = {
+        "start": start,
+        "end": end,
+        "departments": _listed(department_ids),
+        "agents": _listed(agent_ids),
+    }
+    traces, conversations = cur.execute(_RUNS, params).fetchall()[0]
+    return {"traces": int(traces), "conversations": int(conversations)}
 
 
 def _listed(values: Collection[str] | None) -> list[str] | None:

@@ -52,11 +52,15 @@ def headline(filters: ui.Filters) -> None:
     cols[3].metric("Per call (USD)", ui.money(found["cost"] / found["calls"]) if found["calls"] else "—")
     per_k = found["cost"] * 1000 / found["tokens"] if found["tokens"] else None
     cols[4].metric("Per 1k tokens (USD)", ui.money(per_k) if per_k is not None else "—")
-    runs = api.load("/api/v1/traces", "agent runs", limit=1, **filters.times())
-    if runs is not None and runs.get("total"):
-        st.caption(
-            f"Per agent run (trace): {ui.money(found['cost'] / runs['total'])} over {runs['total']:,} runs"
-        )
+    runs = api.load("/api/v1/spend/runs", "agent runs", **ui.narrowing(filters), **filters.days())
+    if runs is None:
+        return
+    per_conversation = found["cost"] / runs["conversations"] if runs["conversations"] else None
+    st.metric("Per conversation (USD)", ui.money(per_conversation) if per_conversation is not None else "—")
+    st.caption(
+        f"Over {runs['conversations']:,} conversations and {runs['traces']:,} agent runs (traces)"
+        + (f"; per run {ui.money(found['cost'] / runs['traces'])}" if runs["traces"] else "")
+    )
 
 
 def breakdown(filters: ui.Filters) -> None:

@@ -19,7 +19,7 @@ from analytics.scheduler import JobScheduler
 from muster.api.deps import cursor, job_scheduler, reader, registry_writer
 from muster.api.scope import agent_filter, department_filter, narrowed
 from muster.auth import Principal
-from warehouse import cost_store
+from warehouse import cost_store, trace_queries
 
 router = APIRouter(prefix="/api/v1", tags=["costs"])
 
@@ -73,6 +73,27 @@ def spend(
     return cost_store.spend_by(
         cur,
         by=by,
+        start=start,
+        end=end,
+        department_ids=narrowed(department_filter(who), department),
+        agent_ids=narrowed(agent_filter(who), agent),
+    )
+
+
+@router.get("/spend/runs")
+def spend_runs(
+    start: date | None = Query(None, alias="from", description="First UTC day included (YYYY-MM-DD)."),
+    end: date | None = Query(None, alias="to", description="Last UTC day included (YYYY-MM-DD)."),
+    department: str | None = Query(None, description="Only this department (within your scope)."),
+    agent: str | None = Query(None, description="Only this registered agent (within your scope)."),
+    who: Principal = Depends(reader),
+    cur: duckdb.DuckDBPyConnection = Depends(cursor),
+) -> dict[str, int]:
+    """Agent runs (traces) and distinct conversations in your scope: the unit costs' denominators."""
+    if start and end and start > end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"from ({start}) is after to ({end})")
+    return trace_queries.run_counts(
+        cur,
         start=start,
         end=end,
         department_ids=narrowed(department_filter(who), department),
