@@ -13,12 +13,14 @@ from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import yaml
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from alerts.model import alert_url
 from dashboards import APP
+from dashboards.text import plain
 from dashboards.ui import money
 from tests.dashboards_seed import admin_token, api, new_token, open_page, seeded_server
 
@@ -349,3 +351,107 @@ def test_the_burn_down_adds_up_the_period_to_the_budget_actual_with_forecast_and
     expected = {"budget": amount} | {f"{t:g} %": amount * t / 100 for t in budget["thresholds"]["actual"]}
     assert dict(zip(levels["level"], levels["usd"], strict=True)) == pytest.approx(expected)
     assert len(expected) > 1
+
+
+def test_the_registry_page_lists_the_api_validates_edits_and_exports(app_for, seeded, monkeypatch):
+    stored: list[tuple[bytes, str | None]] = []
+    keep = MemoryMediaFileStorage.load_and_get_id
+
+    def recording(self, path_or_data, mimetype, kind, filename=None):
+        stored.append((path_or_data, filename))
+        return keep(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    token = admin_token(seeded)
+    at = app_for("registry", token)
+    for path in ("/api/v1/agents", "/api/v1/departments", "/api/v1/budgets", "/api/v1/policies"):
+        ids = sorted(d["metadata"]["id"] for d in api(seeded, "GET", path, token).json())
+        assert ids in [sorted(df.value["id"]) for df in at.dataframe if "id" in df.value], path
+    before = api(seeded, "GET", "/api/v1/agents/support-copilot", token).json()
+    at.selectbox(key="reg_edit_id").set_value("support-copilot").run()
+    edited = dict(before, spec=dict(before["spec"], lifecycle="immortal"))
+    at.text_area(key="reg_edit_support-copilot").input(yaml.safe_dump(edited))
+    press(at, "Save agent")
+    assert any("Not saved" in e.value and "lifecycle" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
+    assert api(seeded, "GET", "/api/v1/agents/support-copilot", token).json()["spec"] == before["spec"]
+    edited = dict(before, spec=dict(before["spec"], lifecycle="pilot"))
+    at.text_area(key="reg_edit_support-copilot").input(yaml.safe_dump(edited))
+    press(at, "Save agent")
+    assert not at.error, [e.value for e in at.error]
+    assert api(seeded, "GET", "/api/v1/agents/support-copilot", token).json()["spec"]["lifecycle"] == "pilot"
+    api(seeded, "PUT", "/api/v1/agents/support-copilot", token, json=before)  # as it was, for other tests
+
+    expected = api(seeded, "GET", "/api/v1/registry/export", token).content
+    stored.clear()
+    press(at, "Prepare export")
+    assert [data for data, name in stored if name == "registry.yaml"] == [expected]
+    stored.clear()
+    at.run()  # the download's own click runs the page again: the file must still be offered
+    assert [data for data, name in stored if name == "registry.yaml"] == [expected]
+
+
+def test_linking_an_unregistered_identity_to_an_agent_moves_it_to_that_agent(app_for, seeded):
+    token = admin_token(seeded)
+    inventory = api(seeded, "GET", "/api/v1/inventory", token).json()
+    target = next(
+        r["observed_identity"]
+        for r in inventory
+        if r["match_status"] == "unregistered" and "service=" in r["observed_identity"]
+    )
+    before = api(seeded, "GET", "/api/v1/agents/contract-review", token).json()
+    at = app_for("inventory", token)
+    at.selectbox(key="inv_identity_0").set_value(target).run()
+    at.selectbox(key="link_agent").set_value("contract-review").run()
+    press(at, "Link to this agent")
+    assert not at.error, [e.value for e in at.error]
+    assert any(plain("Linked to contract-review") in s.value for s in at.success)
+    after = {r["observed_identity"]: r for r in api(seeded, "GET", "/api/v1/inventory", token).json()}
+    assert (after[target]["match_status"], after[target]["agent_id"]) == ("registered", "contract-review")
+    assert target not in at.selectbox(key="inv_identity_1").options
+    agent = api(seeded, "GET", "/api/v1/agents/contract-review", token).json()
+    assert agent["spec"]["match"][: len(before["spec"]["match"])] == before["spec"]["match"]
+    api(seeded, "PUT", "/api/v1/agents/contract-review", token, json=before)  # as it was, for other tests
+    api(seeded, "POST", "/api/v1/jobs/run", token, params={"full": "true"})
+
+
+def test_overview_counts_open_findings_by_severity_as_the_api(app_for, seeded):
+    token = admin_token(seeded)
+    at = app_for("overview", token)
+    for severity in ("critical", "warning", "info"):
+        answer = api(
+            seeded,
+            "GET",
+            "/api/v1/findings",
+            token,
+            params={"status": "open", "severity": severity, "limit": 1},
+        ).json()
+        assert int(metric(at, f"Open {severity}")) == answer["total"], severity
+    assert sum(int(metric(at, f"Open {s}")) for s in ("critical", "warning", "info")) > 0
+
+
+@pytest.mark.parametrize(
+    ("role", "scope"),
+    [("owner", {"agent_id": "support-copilot"}), ("viewer", {}), ("platform", {})],
+)
+def test_every_page_opens_for_every_role_without_an_error(app_for, seeded, role, scope):
+    token = new_token(seeded, role, **scope)
+    others = [a["metadata"]["id"] for a in api(seeded, "GET", "/api/v1/agents").json()]
+    for page in ("overview", "spend", "inventory", "policy", "traces", "alerts", "registry", "signin"):
+        at = app_for(page, token)
+        if role == "owner":
+            shown = "\n".join(str(df.value.to_dict("list")) for df in at.dataframe)
+            assert not [a for a in others if a != "support-copilot" and a in shown], page
+
+
+@pytest.mark.parametrize("page", ["overview", "spend", "inventory", "policy", "traces", "alerts", "registry"])
+def test_an_unreachable_api_is_a_message_on_every_page(page, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["muster_token"] = "mst_anything"
+    at.session_state["muster_who"] = {"role": "admin", "permissions": ["read", "triage", "write_registry"]}
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("cannot reach Muster" in e.value for e in at.error), page
