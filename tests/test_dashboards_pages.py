@@ -272,3 +272,28 @@ def test_unit_costs_per_call_token_and_conversation_equal_the_api(app_for, seede
     assert 0 < theirs["conversations"] < runs["conversations"]
     outside = api(seeded, "GET", "/api/v1/spend/runs", legal, params={"department": "engineering"}).json()
     assert outside == {"traces": 0, "conversations": 0}
+
+
+def test_top_movers_compare_two_periods_of_the_api(app_for, seeded):
+    token = admin_token(seeded)
+    now = {
+        r["agent"]: Decimal(r["cost_usd"])
+        for r in api(seeded, "GET", "/api/v1/spend", token, params={"by": "agent", **days(30)}).json()
+    }
+    today = datetime.now(UTC).date()
+    before = {
+        "from": (today - timedelta(days=59)).isoformat(),
+        "to": (today - timedelta(days=30)).isoformat(),
+    }
+    then = {
+        r["agent"]: Decimal(r["cost_usd"])
+        for r in api(seeded, "GET", "/api/v1/spend", token, params={"by": "agent", **before}).json()
+    }
+    changes = {a: now.get(a, Decimal(0)) - then.get(a, Decimal(0)) for a in set(now) | set(then)}
+    at = app_for("spend", token)
+    movers = next(df.value for df in at.dataframe if "change_usd" in df.value)
+    shown = dict(zip(movers["agent"], map(Decimal, map(str, movers["change_usd"])), strict=True))
+    assert len(shown) == min(10, len(changes)) and all(shown[a] == changes[a] for a in shown)
+    assert min(abs(v) for v in shown.values()) >= max(
+        (abs(v) for a, v in changes.items() if a not in shown), default=Decimal(0)
+    )
