@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dashboards import api, ui
 
 PAGES = Path(__file__).parent / "pages"
+LINKED_FINDING = "finding"  # the query parameter alerts link with (alerts.model.alert_url)
 
 
 def _page(name: str, title: str, icon: str, url_path: str | None = None, **kwargs: object) -> st.Page:
@@ -31,17 +32,21 @@ def main() -> None:
         login = _page("signin", "Sign in", ":material/login:", url_path="login", default=True)
         st.navigation([login], position="hidden").run()
         return
+    policy = _page("policy", "Policy", ":material/policy:")
     pages = [
         _page("overview", "Overview", ":material/dashboard:", default=True),
         _page("spend", "Spend", ":material/payments:"),
         _page("inventory", "Inventory", ":material/inventory_2:"),
-        _page("policy", "Policy", ":material/policy:"),
+        policy,
         _page("traces", "Traces", ":material/timeline:"),
         _page("alerts", "Alerts", ":material/notifications:"),
         _page("registry", "Registry", ":material/list_alt:"),
         _page("signin", "Account", ":material/account_circle:", url_path="account"),
     ]
     current = st.navigation(pages)
+    if st.query_params.get(LINKED_FINDING) and current.url_path != policy.url_path:
+        # An alert's link (`/?finding=<fingerprint>`) opens that finding on the Policy page.
+        st.switch_page(policy, query_params=st.query_params.to_dict())
     who = api.who()
     st.sidebar.text(f"Signed in: {who.get('role', '?')}" + _scope(who))
     ui.filter_sidebar()

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import yaml
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from alerts.model import alert_url
+from dashboards import APP
+from dashboards.text import plain
 from dashboards.ui import money
 from tests.dashboards_seed import admin_token, api, new_token, open_page, seeded_server
 
@@ -284,3 +290,168 @@ def test_a_finance_token_sees_and_acts_on_its_own_department_only(app_for, seede
     options = {o.split(":", 1)[0] for o in at.selectbox(key="silence_end_id").options}
     assert made["id"] in options and theirs.json()["id"] not in options
     assert theirs.json()["id"] not in str(table_with(at, "matchers_text").to_dict("list"))
+
+
+def test_an_alert_link_opens_its_finding_on_the_policy_page(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    token = admin_token(seeded)
+    alert = next(a for a in api(seeded, "GET", "/api/v1/alerts", token).json() if not a["acknowledged"])
+    link = urlsplit(alert_url("http://dashboards.example:8501", alert["id"]))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update(dict(parse_qsl(link.query)))
+    at.run()  # a link opens a new browser session: sign in first
+    at.text_input(key="token_input").input(token)
+    press(at, "Sign in")  # the link's path is the root: the app itself must take it to the Policy page
+    assert [t.value for t in at.title] == ["Policy"]
+    assert "Linked from an alert" in [h.value for h in at.subheader]
+    linked = table_with(at, "fingerprint")
+    assert list(linked["fingerprint"]) == [alert["id"]]
+    at.text_input(key="pol_linked_comment").input("seen from the alert e-mail")
+    press(at, "Acknowledge")
+    after = finding(seeded, alert["id"])
+    assert (after["status"], after["comment"]) == ("acknowledged", "seen from the alert e-mail")
+    press(at, "Show all findings")
+    assert "finding" not in at.query_params
+    assert "Linked from an alert" not in [h.value for h in at.subheader]
+
+
+def chart_frames(at: AppTest) -> list:
+    """The data of every Altair chart on the page, one frame per layer's dataset."""
+    charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    return [convert_arrow_bytes_to_pandas_df(d.data.data) for c in charts for d in c.proto.datasets]
+
+
+def test_the_burn_down_adds_up_the_period_to_the_budget_actual_with_forecast_and_thresholds(app_for, seeded):
+    token = admin_token(seeded)
+    budgets = api(seeded, "GET", "/api/v1/budgets/status", token).json()["budgets"]
+    budget = next(b for b in budgets if b["budget_id"] == "department:engineering")
+    at = app_for("spend", token)
+    at.selectbox(key="burn_department").set_value("engineering").run()
+    assert not at.exception and not at.error
+    frames = chart_frames(at)
+    lines = next(f for f in frames if "line" in f and "spent" in set(f["line"]))
+    spent = lines[lines["line"] == "spent"].sort_values("day")
+    start, end = budget["period_start"], min(budget["period_end"], datetime.now(UTC).date().isoformat())
+    assert (spent["day"].min().date().isoformat(), spent["day"].max().date().isoformat()) == (start, end)
+    assert spent["usd"].is_monotonic_increasing
+    daily = api(
+        seeded,
+        "GET",
+        "/api/v1/spend",
+        token,
+        params={"by": "day", "department": "engineering", "from": start, "to": end},
+    ).json()
+    assert spent["usd"].iloc[-1] == pytest.approx(float(sum(Decimal(r["cost_usd"]) for r in daily)))
+    assert spent["usd"].iloc[-1] == pytest.approx(float(Decimal(budget["actual_usd"])), abs=0.005)  # in cents
+    forecast = lines[lines["line"] == "forecast"].sort_values("day")
+    assert forecast["usd"].iloc[-1] == pytest.approx(float(Decimal(budget["forecast_usd"])))
+    assert forecast["day"].iloc[-1].date().isoformat() == budget["period_end"]
+    levels = next(f for f in frames if "level" in f)
+    amount = float(Decimal(budget["amount_usd"]))
+    expected = {"budget": amount} | {f"{t:g} %": amount * t / 100 for t in budget["thresholds"]["actual"]}
+    assert dict(zip(levels["level"], levels["usd"], strict=True)) == pytest.approx(expected)
+    assert len(expected) > 1
+
+
+def test_the_registry_page_lists_the_api_validates_edits_and_exports(app_for, seeded, monkeypatch):
+    stored: list[tuple[bytes, str | None]] = []
+    keep = MemoryMediaFileStorage.load_and_get_id
+
+    def recording(self, path_or_data, mimetype, kind, filename=None):
+        stored.append((path_or_data, filename))
+        return keep(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    token = admin_token(seeded)
+    at = app_for("registry", token)
+    for path in ("/api/v1/agents", "/api/v1/departments", "/api/v1/budgets", "/api/v1/policies"):
+        ids = sorted(d["metadata"]["id"] for d in api(seeded, "GET", path, token).json())
+        assert ids in [sorted(df.value["id"]) for df in at.dataframe if "id" in df.value], path
+    before = api(seeded, "GET", "/api/v1/agents/support-copilot", token).json()
+    at.selectbox(key="reg_edit_id").set_value("support-copilot").run()
+    edited = dict(before, spec=dict(before["spec"], lifecycle="immortal"))
+    at.text_area(key="reg_edit_support-copilot").input(yaml.safe_dump(edited))
+    press(at, "Save agent")
+    assert any("Not saved" in e.value and "lifecycle" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
+    assert api(seeded, "GET", "/api/v1/agents/support-copilot", token).json()["spec"] == before["spec"]
+    edited = dict(before, spec=dict(before["spec"], lifecycle="pilot"))
+    at.text_area(key="reg_edit_support-copilot").input(yaml.safe_dump(edited))
+    press(at, "Save agent")
+    assert not at.error, [e.value for e in at.error]
+    assert api(seeded, "GET", "/api/v1/agents/support-copilot", token).json()["spec"]["lifecycle"] == "pilot"
+    api(seeded, "PUT", "/api/v1/agents/support-copilot", token, json=before)  # as it was, for other tests
+
+    expected = api(seeded, "GET", "/api/v1/registry/export", token).content
+    stored.clear()
+    press(at, "Prepare export")
+    assert [data for data, name in stored if name == "registry.yaml"] == [expected]
+    stored.clear()
+    at.run()  # the download's own click runs the page again: the file must still be offered
+    assert [data for data, name in stored if name == "registry.yaml"] == [expected]
+
+
+def test_linking_an_unregistered_identity_to_an_agent_moves_it_to_that_agent(app_for, seeded):
+    token = admin_token(seeded)
+    inventory = api(seeded, "GET", "/api/v1/inventory", token).json()
+    target = next(
+        r["observed_identity"]
+        for r in inventory
+        if r["match_status"] == "unregistered" and "service=" in r["observed_identity"]
+    )
+    before = api(seeded, "GET", "/api/v1/agents/contract-review", token).json()
+    at = app_for("inventory", token)
+    at.selectbox(key="inv_identity_0").set_value(target).run()
+    at.selectbox(key="link_agent").set_value("contract-review").run()
+    press(at, "Link to this agent")
+    assert not at.error, [e.value for e in at.error]
+    assert any(plain("Linked to contract-review") in s.value for s in at.success)
+    after = {r["observed_identity"]: r for r in api(seeded, "GET", "/api/v1/inventory", token).json()}
+    assert (after[target]["match_status"], after[target]["agent_id"]) == ("registered", "contract-review")
+    assert target not in at.selectbox(key="inv_identity_1").options
+    agent = api(seeded, "GET", "/api/v1/agents/contract-review", token).json()
+    assert agent["spec"]["match"][: len(before["spec"]["match"])] == before["spec"]["match"]
+    api(seeded, "PUT", "/api/v1/agents/contract-review", token, json=before)  # as it was, for other tests
+    api(seeded, "POST", "/api/v1/jobs/run", token, params={"full": "true"})
+
+
+def test_overview_counts_open_findings_by_severity_as_the_api(app_for, seeded):
+    token = admin_token(seeded)
+    at = app_for("overview", token)
+    for severity in ("critical", "warning", "info"):
+        answer = api(
+            seeded,
+            "GET",
+            "/api/v1/findings",
+            token,
+            params={"status": "open", "severity": severity, "limit": 1},
+        ).json()
+        assert int(metric(at, f"Open {severity}")) == answer["total"], severity
+    assert sum(int(metric(at, f"Open {s}")) for s in ("critical", "warning", "info")) > 0
+
+
+@pytest.mark.parametrize(
+    ("role", "scope"),
+    [("owner", {"agent_id": "support-copilot"}), ("viewer", {}), ("platform", {})],
+)
+def test_every_page_opens_for_every_role_without_an_error(app_for, seeded, role, scope):
+    token = new_token(seeded, role, **scope)
+    others = [a["metadata"]["id"] for a in api(seeded, "GET", "/api/v1/agents").json()]
+    for page in ("overview", "spend", "inventory", "policy", "traces", "alerts", "registry", "signin"):
+        at = app_for(page, token)
+        if role == "owner":
+            shown = "\n".join(str(df.value.to_dict("list")) for df in at.dataframe)
+            assert not [a for a in others if a != "support-copilot" and a in shown], page
+
+
+@pytest.mark.parametrize("page", ["overview", "spend", "inventory", "policy", "traces", "alerts", "registry"])
+def test_an_unreachable_api_is_a_message_on_every_page(page, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["muster_token"] = "mst_anything"
+    at.session_state["muster_who"] = {"role": "admin", "permissions": ["read", "triage", "write_registry"]}
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("cannot reach Muster" in e.value for e in at.error), page

@@ -179,3 +179,121 @@ def test_an_api_failure_is_a_message_not_a_traceback(monkeypatch, tmp_path: Path
     at.switch_page("pages/spend.py").run()
     assert not at.exception
     assert any("cannot reach Muster" in e.value for e in at.error)
+
+
+def open_with_filters(seeded, page: str, token: str, **wanted: str) -> AppTest:
+    """The app opened from a link carrying the shared filters, switched to `page`."""
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update(wanted)
+    at.session_state["muster_token"] = token
+    at.session_state["muster_who"] = api(seeded, "GET", "/api/v1/whoami", token).json()
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_the_agent_filter_narrows_spend_and_the_overview(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    token = admin_token(seeded)
+    by_agent = api(seeded, "GET", "/api/v1/spend", token, params={"by": "agent", **days(10)}).json()
+    mine = next(r for r in by_agent if r["agent"] == "support-copilot")
+    narrowed = api(
+        seeded, "GET", "/api/v1/spend", token, params={"by": "model", "agent": "support-copilot", **days(10)}
+    ).json()
+    assert sum(Decimal(r["cost_usd"]) for r in narrowed) == Decimal(mine["cost_usd"]) > 0
+    at = open_with_filters(seeded, "spend", token, agent="support-copilot", **days(10))
+    assert metric(at, "Total spend (USD)") == money(Decimal(mine["cost_usd"]))
+    assert metric(at, "Model calls") == f"{mine['calls']:,}"
+    daily = api(
+        seeded, "GET", "/api/v1/spend", token, params={"by": "day", "agent": "support-copilot", **days(10)}
+    ).json()
+    chart = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert chart, "no spend-over-time chart"
+    # the department filter cannot widen a scoped token's view
+    legal = new_token(seeded, "finance", department_id="legal")
+    outside = {"by": "department", "department": "engineering", **days()}
+    assert api(seeded, "GET", "/api/v1/spend", legal, params=outside).json() == []
+    assert daily and sum(Decimal(r["cost_usd"]) for r in daily) == Decimal(mine["cost_usd"])
+
+
+def test_the_department_and_environment_filters_narrow_traces(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    token = admin_token(seeded)
+    today = datetime.now(UTC).date()
+    window = {"from": f"{today - timedelta(days=29)}T00:00:00", "to": f"{today + timedelta(days=1)}T00:00:00"}
+    every = api(seeded, "GET", "/api/v1/traces", token, params={"limit": 1000, **window}).json()
+    legal = api(
+        seeded, "GET", "/api/v1/traces", token, params={"limit": 1000, "department": "legal", **window}
+    ).json()
+    assert 0 < legal["total"] < every["total"]
+    assert all(t["department_id"] == "legal" for t in legal["traces"])
+    at = open_with_filters(seeded, "traces", token, department="legal", **days())
+    assert int(metric(at, "Traces")) == legal["total"]
+    environments = sorted({r["environment"] for r in api(seeded, "GET", "/api/v1/inventory").json()} - {None})
+    assert len(environments) > 1, environments
+    counted = 0
+    for environment in environments:
+        found = api(
+            seeded, "GET", "/api/v1/traces", token, params={"limit": 1, "environment": environment, **window}
+        ).json()
+        assert 0 < found["total"] < every["total"], environment
+        counted += found["total"]
+    assert counted >= every["total"]  # every trace ran somewhere
+    at = open_with_filters(seeded, "traces", token, env=environments[0], **days())
+    expected = api(
+        seeded, "GET", "/api/v1/traces", token, params={"limit": 1, "environment": environments[0], **window}
+    ).json()
+    assert int(metric(at, "Traces")) == expected["total"]
+    at = open_with_filters(seeded, "spend", token, env=environments[0], **days())
+    assert any("Spend covers every environment" in c.value for c in at.caption)
+
+
+def test_unit_costs_per_call_token_and_conversation_equal_the_api(app_for, seeded):
+    token = admin_token(seeded)
+    everything = api(seeded, "GET", "/api/v1/spend/runs", token).json()
+    conversations = seeded.query(
+        "SELECT count(DISTINCT conversation_id) FROM spans WHERE conversation_id IS NOT NULL"
+    )[0][0]
+    assert everything["conversations"] == conversations > 0
+    assert everything["traces"] == seeded.query("SELECT count(DISTINCT trace_id) FROM spans")[0][0]
+    at = app_for("spend", token)
+    rows = api(seeded, "GET", "/api/v1/spend", token, params={"by": "department", **days()}).json()
+    runs = api(seeded, "GET", "/api/v1/spend/runs", token, params=days()).json()
+    cost = sum(Decimal(r["cost_usd"]) for r in rows)
+    calls = sum(r["calls"] for r in rows)
+    tokens = sum(r["input_tokens"] + r["output_tokens"] for r in rows)
+    assert metric(at, "Per call (USD)") == money(cost / calls)
+    assert metric(at, "Per 1k tokens (USD)") == money(cost * 1000 / tokens)
+    assert metric(at, "Per conversation (USD)") == money(cost / runs["conversations"])
+    legal = new_token(seeded, "finance", department_id="legal")
+    theirs = api(seeded, "GET", "/api/v1/spend/runs", legal, params=days()).json()
+    assert 0 < theirs["conversations"] < runs["conversations"]
+    outside = api(seeded, "GET", "/api/v1/spend/runs", legal, params={"department": "engineering"}).json()
+    assert outside == {"traces": 0, "conversations": 0}
+
+
+def test_top_movers_compare_two_periods_of_the_api(app_for, seeded):
+    token = admin_token(seeded)
+    now = {
+        r["agent"]: Decimal(r["cost_usd"])
+        for r in api(seeded, "GET", "/api/v1/spend", token, params={"by": "agent", **days(30)}).json()
+    }
+    today = datetime.now(UTC).date()
+    before = {
+        "from": (today - timedelta(days=59)).isoformat(),
+        "to": (today - timedelta(days=30)).isoformat(),
+    }
+    then = {
+        r["agent"]: Decimal(r["cost_usd"])
+        for r in api(seeded, "GET", "/api/v1/spend", token, params={"by": "agent", **before}).json()
+    }
+    changes = {a: now.get(a, Decimal(0)) - then.get(a, Decimal(0)) for a in set(now) | set(then)}
+    at = app_for("spend", token)
+    movers = next(df.value for df in at.dataframe if "change_usd" in df.value)
+    shown = dict(zip(movers["agent"], map(Decimal, map(str, movers["change_usd"])), strict=True))
+    assert len(shown) == min(10, len(changes)) and all(shown[a] == changes[a] for a in shown)
+    assert min(abs(v) for v in shown.values()) >= max(
+        (abs(v) for a, v in changes.items() if a not in shown), default=Decimal(0)
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import duckdb
@@ -40,6 +40,7 @@ WITH in_range AS (
     SELECT DISTINCT trace_id FROM spans
     WHERE ($start::TIMESTAMP IS NULL OR start_time >= $start::TIMESTAMP)
       AND ($end::TIMESTAMP IS NULL OR start_time < $end::TIMESTAMP)
+      AND ($environment::VARCHAR IS NULL OR environment = $environment)
 ),
 candidates AS (
     SELECT trace_id FROM in_range
@@ -114,6 +115,7 @@ def trace_summaries(
     agent: str | None = None,
     model: str | None = None,
     status: str | None = None,
+    environment: str | None = None,
     department_ids: Collection[str] | None = None,
     agent_ids: Collection[str] | None = None,
     limit: int = 50,
@@ -121,7 +123,8 @@ def trace_summaries(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of traces that started in [`start`, `end`), newest first, and how many there are.
 
-    `status` is "ok" (no span failed) or "error" (one did). Scope as elsewhere: None means all,
+    `status` is "ok" (no span failed) or "error" (one did); `environment`: a span of the trace
+    ran in that deployment environment. Scope as elsewhere: None means all,
     an empty collection nothing. Each summary: root span name, the agent owning its first model
     call, every agent and model involved, start, duration, spans, model calls, tokens, cost (an
     exact decimal string) and whether a span failed.
@@ -132,6 +135,7 @@ def trace_summaries(
         "agent": agent,
         "model": model,
         "status": status,
+        "environment": environment,
         "departments": _listed(department_ids),
         "agents": _listed(agent_ids),
         "limit": limit,
@@ -222,6 +226,40 @@ def trace_spans(
         return None
     params = {key: scope[key] for key in ("trace", "departments", "agents")}
     return [_span(row) for row in cur.execute(_SPANS, params).fetchall()]
+
+
+_RUNS = f"""
+SELECT count(DISTINCT trace_id), count(DISTINCT conv) FROM (
+    SELECT trace_id,
+           unnest(CASE WHEN len(conversations) = 0 THEN [NULL::VARCHAR] ELSE conversations END) AS conv
+    FROM trace_agents
+    WHERE ($start::DATE IS NULL OR day >= $start::DATE) AND ($end::DATE IS NULL OR day <= $end::DATE)
+      AND {_IN_SCOPE}
+)
+"""  # noqa: S608 - composed of constant SQL only
+
+
+def run_counts(
+    cur: Cursor,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    department_ids: Collection[str] | None = None,
+    agent_ids: Collection[str] | None = None,
+) -> dict[str, int]:
+    """How many traces (agent runs) and distinct conversations agents of the scope took part in.
+
+    Over the UTC days `start`..`end` (both included) by the day each agent was first seen in the
+    trace: the denominators of the unit costs per run and per conversation.
+    """
+    params = {
+        "start": start,
+        "end": end,
+        "departments": _listed(department_ids),
+        "agents": _listed(agent_ids),
+    }
+    traces, conversations = cur.execute(_RUNS, params).fetchall()[0]
+    return {"traces": int(traces), "conversations": int(conversations)}
 
 
 def _listed(values: Collection[str] | None) -> list[str] | None:

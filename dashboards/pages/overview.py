@@ -12,22 +12,23 @@ from dashboards import api, ui
 SEVERITIES = ("critical", "warning", "info")
 
 
-def month_spend(department: str | None) -> Decimal | None:
+def month_spend(filters: ui.Filters) -> Decimal | None:
     today = ui.today()
-    rows = api.load(
-        "/api/v1/spend", "spend this month", by="department", **{"from": today.replace(day=1), "to": today}
-    )
+    month = {"from": today.replace(day=1), "to": today}
+    rows = api.load("/api/v1/spend", "spend this month", by="department", **ui.narrowing(filters), **month)
     if rows is None:
         return None
-    return sum((ui.decimal(r["cost_usd"]) for r in rows if department in (None, r["department"])), Decimal(0))
+    return sum((ui.decimal(r["cost_usd"]) for r in rows), Decimal(0))
 
 
-def month_forecast(department: str | None) -> Decimal | None:
-    answer = api.load("/api/v1/forecast", "the forecast", by="department")
+def month_forecast(filters: ui.Filters) -> Decimal | None:
+    # one agent's forecast when an agent is chosen, else the departments' (or the one chosen)
+    by, key = ("agent", filters.agent) if filters.agent else ("department", filters.department)
+    answer = api.load("/api/v1/forecast", "the forecast", by=by)
     if answer is None:
         return None
     rows = answer.get("rows", [])
-    return sum((ui.decimal(r["forecast_total"]) for r in rows if department in (None, r["key"])), Decimal(0))
+    return sum((ui.decimal(r["forecast_total"]) for r in rows if key in (None, r["key"])), Decimal(0))
 
 
 def agent_counts(filters: ui.Filters) -> dict[str, int] | None:
@@ -58,7 +59,7 @@ def open_findings(department: str | None) -> dict[str, int] | None:
 
 
 def spend_trend(filters: ui.Filters) -> None:
-    rows = api.load("/api/v1/spend", "the spend trend", by="day", **filters.days())
+    rows = api.load("/api/v1/spend", "the spend trend", by="day", **ui.narrowing(filters), **filters.days())
     if not rows:
         st.caption("No spend in this time range.")
         return
@@ -77,11 +78,12 @@ def spend_trend(filters: ui.Filters) -> None:
 
 filters = ui.filters()
 st.title("Overview")
+ui.environment_not_applied(filters)
 top = st.columns(3)
-spent = month_spend(filters.department)
+spent = month_spend(filters)
 if spent is not None:
     top[0].metric("Spend this month (USD)", ui.money(spent))
-forecast = month_forecast(filters.department)
+forecast = month_forecast(filters)
 if forecast is not None:
     top[1].metric("Forecast for the month (USD)", ui.money(forecast))
 budgets = api.load("/api/v1/budgets/status", "budget burn")

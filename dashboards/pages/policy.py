@@ -4,6 +4,7 @@ evidence (observed vs allowed); acknowledge, silence and unsilence for roles tha
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import altair as alt
 import pandas as pd
@@ -16,6 +17,7 @@ STATUSES = ["active", "open", "acknowledged", "silenced", "resolved", "all"]
 CATEGORIES = [ui.ALL, "drift", "sprawl", "spend", "hygiene"]
 SEVERITIES = [ui.ALL, "critical", "warning", "info"]
 _DONE = "pol_done"  # what the last triage action did, shown after the page runs again
+LINKED = "finding"  # ?finding=<fingerprint>: the finding an alert links to (alerts.model.alert_url)
 COLUMNS = [
     "severity",
     "rule",
@@ -78,11 +80,11 @@ def evidence(finding: dict[str, Any]) -> None:
     cols[1].json(allowed)
 
 
-def triage(finding: dict[str, Any]) -> None:
+def triage(finding: dict[str, Any], key: str = "pol") -> None:
     fingerprint = finding["fingerprint"]
-    with st.form("triage"):
-        comment = st.text_input("Comment", key="pol_comment")
-        hours = st.number_input("Silence for (hours)", min_value=1.0, value=24.0, key="pol_hours")
+    with st.form(f"{key}_triage"):
+        comment = st.text_input("Comment", key=f"{key}_comment")
+        hours = st.number_input("Silence for (hours)", min_value=1.0, value=24.0, key=f"{key}_hours")
         cols = st.columns(3)
         acknowledge = cols[0].form_submit_button("Acknowledge")
         silence = cols[1].form_submit_button("Silence")
@@ -99,7 +101,9 @@ def triage(finding: dict[str, Any]) -> None:
         action = ("unsilence", {})
     if action:
         try:
-            done = api.send("POST", f"/api/v1/findings/{fingerprint}/{action[0]}", json=action[1])
+            done = api.send(
+                "POST", f"/api/v1/findings/{quote(fingerprint, safe='')}/{action[0]}", json=action[1]
+            )
         except api.ApiError as exc:
             st.error(f"Not done: {plain(exc)}")
         else:
@@ -108,10 +112,27 @@ def triage(finding: dict[str, Any]) -> None:
             st.rerun()
 
 
+def linked_finding(fingerprint: str) -> None:
+    """The finding an alert linked to, whatever its status or page in the list below."""
+    st.subheader("Linked from an alert")
+    found = api.load(f"/api/v1/findings/{quote(fingerprint, safe='')}", "the linked finding")
+    if found is not None:
+        st.dataframe(ui.frame([found], COLUMNS), hide_index=True, width="stretch")
+        evidence(found)
+        if api.may("triage"):
+            triage(found, key="pol_linked")
+    if st.button("Show all findings", key="pol_unlink"):
+        del st.query_params[LINKED]
+        st.rerun()
+
+
 filters = ui.filters()
 st.title("Policy")
 if _DONE in st.session_state:
     st.success(st.session_state.pop(_DONE))
+if linked := st.query_params.get(LINKED):
+    linked_finding(linked)
+    st.subheader("All findings")
 answer = page_of_findings(query(filters))
 if answer is not None:
     findings = answer.get("findings", [])

@@ -12,6 +12,7 @@ import yaml
 from dashboards import api, ui
 from dashboards.text import plain
 
+_EXPORT = "reg_exported"
 KINDS = {
     "Agents": "/api/v1/agents",
     "Departments": "/api/v1/departments",
@@ -74,14 +75,20 @@ def import_export() -> None:
     if cols[1].button("Apply", key="reg_apply", disabled=not files):
         _show("POST", "/api/v1/registry/apply", files, "Applied")
     if cols[2].button("Prepare export", key="reg_export"):
+        st.session_state.pop(_EXPORT, None)
         try:
-            exported = api.get("/api/v1/registry/export")
+            st.session_state[_EXPORT] = api.get("/api/v1/registry/export")
         except api.ApiError as exc:
             st.error(f"Could not export: {plain(exc)}")
-        else:
-            st.download_button(
-                "Download registry.yaml", exported, file_name="registry.yaml", mime="application/yaml"
-            )
+    if _EXPORT in st.session_state:
+        # Kept in the session: the download's own click runs the page again, without "Prepare".
+        st.download_button(
+            "Download registry.yaml",
+            st.session_state[_EXPORT],
+            file_name="registry.yaml",
+            mime="application/yaml",
+            key="reg_download",
+        )
 
 
 def _show(method: str, path: str, files: dict[str, str], what: str) -> None:

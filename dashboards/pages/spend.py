@@ -26,14 +26,9 @@ DIMENSIONS = {
 def spend_rows(
     by: str, filters: ui.Filters, days: dict[str, str] | None = None
 ) -> list[dict[str, Any]] | None:
-    rows = api.load("/api/v1/spend", f"spend by {by}", by=by, **(days or filters.days()))
-    if rows is None:
-        return None
-    if by == "department" and filters.department:
-        rows = [r for r in rows if r["department"] == filters.department]
-    if by == "agent" and filters.agent:
-        rows = [r for r in rows if r["agent"] == filters.agent]
-    return rows
+    return api.load(
+        "/api/v1/spend", f"spend by {by}", by=by, **ui.narrowing(filters), **(days or filters.days())
+    )
 
 
 def totals(rows: list[dict[str, Any]]) -> dict[str, Decimal | int]:
@@ -57,11 +52,15 @@ def headline(filters: ui.Filters) -> None:
     cols[3].metric("Per call (USD)", ui.money(found["cost"] / found["calls"]) if found["calls"] else "—")
     per_k = found["cost"] * 1000 / found["tokens"] if found["tokens"] else None
     cols[4].metric("Per 1k tokens (USD)", ui.money(per_k) if per_k is not None else "—")
-    runs = api.load("/api/v1/traces", "agent runs", limit=1, **filters.times())
-    if runs is not None and runs.get("total"):
-        st.caption(
-            f"Per agent run (trace): {ui.money(found['cost'] / runs['total'])} over {runs['total']:,} runs"
-        )
+    runs = api.load("/api/v1/spend/runs", "agent runs", **ui.narrowing(filters), **filters.days())
+    if runs is None:
+        return
+    per_conversation = found["cost"] / runs["conversations"] if runs["conversations"] else None
+    st.metric("Per conversation (USD)", ui.money(per_conversation) if per_conversation is not None else "—")
+    st.caption(
+        f"Over {runs['conversations']:,} conversations and {runs['traces']:,} agent runs (traces)"
+        + (f"; per run {ui.money(found['cost'] / runs['traces'])}" if runs["traces"] else "")
+    )
 
 
 def breakdown(filters: ui.Filters) -> None:
@@ -138,6 +137,90 @@ def burn_down(filters: ui.Filters) -> None:
     st.altair_chart(bars + forecast + amount, width="stretch")
     st.caption("Bar: spent so far; black tick: forecast for the period; red tick: the budget.")
     ui.paginated(data.drop(columns=["scope"], errors="ignore"), "burn_down")
+    chosen = st.selectbox("Burn-down of", [r["department_id"] for r in rows], key="burn_department")
+    burn_down_over_time(next(r for r in rows if r["department_id"] == chosen))
+
+
+def burn_line(budget: dict[str, Any]) -> pd.DataFrame | None:
+    """The period's spend so far, day by day and added up (USD), as the spend API answers it."""
+    today = ui.today()
+    start, end = budget["period_start"], min(budget["period_end"], today.isoformat())
+    rows = api.load(
+        "/api/v1/spend",
+        "the burn-down",
+        by="day",
+        department=budget["department_id"],
+        **{"from": start, "to": end},
+    )
+    if rows is None:
+        return None
+    spent = {r["day"]: ui.decimal(r["cost_usd"]) for r in rows}
+    days = pd.date_range(start, end, freq="D")
+    total, points = Decimal(0), []
+    for day in days:
+        total += spent.get(day.date().isoformat(), Decimal(0))
+        points.append({"day": day, "usd": float(total), "line": "spent"})
+    return pd.DataFrame(points)
+
+
+def burn_down_over_time(budget: dict[str, Any]) -> None:
+    """Spend added up over the budget's period, the forecast to its end, the budget and its thresholds."""
+    spent = burn_line(budget)
+    if spent is None or spent.empty:
+        return
+    last = spent.iloc[-1]
+    forecast = pd.DataFrame(
+        [
+            {"day": last["day"], "usd": last["usd"], "line": "forecast"},
+            {
+                "day": pd.Timestamp(budget["period_end"]),
+                "usd": float(ui.decimal(budget["forecast_usd"])),
+                "line": "forecast",
+            },
+        ]
+    )
+    amount = float(ui.decimal(budget["amount_usd"]))
+    levels = pd.DataFrame(
+        [{"usd": amount, "level": "budget"}]
+        + [
+            {"usd": amount * t / 100, "level": f"{t:g} %"}
+            for t in budget.get("thresholds", {}).get("actual", [])
+        ]
+    )
+    lines = (
+        alt.Chart(pd.concat([spent, forecast]))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(
+                "day:T",
+                title="day (UTC)",
+                scale=alt.Scale(domain=[budget["period_start"], budget["period_end"]]),
+            ),
+            y=alt.Y("usd:Q", title="spent in the period (USD)"),
+            color=alt.Color(
+                "line:N", scale=alt.Scale(domain=["spent", "forecast"], range=["#4c78a8", "#999999"])
+            ),
+            strokeDash=alt.StrokeDash(
+                "line:N", scale=alt.Scale(domain=["spent", "forecast"], range=[[1, 0], [6, 4]])
+            ),
+            tooltip=["day:T", alt.Tooltip("usd:Q", format="$.4f"), "line:N"],
+        )
+    )
+    rules = (
+        alt.Chart(levels)
+        .mark_rule(color="#e45756")
+        .encode(y="usd:Q", tooltip=["level:N", alt.Tooltip("usd:Q", format="$.2f")])
+    )
+    labels = (
+        alt.Chart(levels)
+        .mark_text(align="left", dx=4, dy=-6, color="#e45756")
+        .encode(y="usd:Q", text="level:N")
+    )
+    st.altair_chart(lines + rules + labels, width="stretch")
+    st.caption(
+        f"{plain(budget['department_id'])}, {plain(budget['period_label'])}: solid, spent so far; dashed, the"
+        " forecast to the period's end; red, the budget and its alert thresholds (USD)."
+    )
 
 
 def movers(filters: ui.Filters) -> None:
@@ -200,6 +283,7 @@ def focus_download() -> None:
 
 filters = ui.filters()
 st.title("Spend")
+ui.environment_not_applied(filters)
 headline(filters)
 st.subheader("Breakdown")
 breakdown(filters)

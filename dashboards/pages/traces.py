@@ -53,6 +53,8 @@ def search(filters: ui.Filters) -> dict[str, Any] | None:
         agent=agent.strip() or None,
         status=None if status == "any" else status,
         model=model.strip() or None,
+        department=filters.department,
+        environment=filters.environment,
         limit=ui.PAGE_SIZE,
         offset=(page - 1) * ui.PAGE_SIZE,
         **filters.times(),

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from analytics.jobs import JobResult
 from analytics.scheduler import JobScheduler
 from muster.api.deps import cursor, job_scheduler, reader, registry_writer
-from muster.api.scope import agent_filter, department_filter
+from muster.api.scope import agent_filter, department_filter, narrowed
 from muster.auth import Principal
-from warehouse import cost_store
+from warehouse import cost_store, trace_queries
 
 router = APIRouter(prefix="/api/v1", tags=["costs"])
 
@@ -57,13 +57,16 @@ def spend(
     by: SpendDimension = "department",
     start: date | None = Query(None, alias="from", description="First UTC day included (YYYY-MM-DD)."),
     end: date | None = Query(None, alias="to", description="Last UTC day included (YYYY-MM-DD)."),
+    department: str | None = Query(None, description="Only this department's spend (within your scope)."),
+    agent: str | None = Query(None, description="Only this registered agent's spend (within your scope)."),
     who: Principal = Depends(reader),
     cur: duckdb.DuckDBPyConnection = Depends(cursor),
 ) -> list[dict[str, Any]]:
     """Spend per department, agent, model, provider, cost centre or day, inside your scope.
 
     Costs are exact USD decimals as strings; `unpriced_calls` counts calls no price was found for
-    (never counted as $0 silently).
+    (never counted as $0 silently). `department` and `agent` narrow it, so one agent's spend can be
+    had by day or by model; they never widen a scoped token's view.
     """
     if start and end and start > end:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"from ({start}) is after to ({end})")
@@ -72,6 +75,27 @@ def spend(
         by=by,
         start=start,
         end=end,
-        department_ids=department_filter(who),
-        agent_ids=agent_filter(who),
+        department_ids=narrowed(department_filter(who), department),
+        agent_ids=narrowed(agent_filter(who), agent),
+    )
+
+
+@router.get("/spend/runs")
+def spend_runs(
+    start: date | None = Query(None, alias="from", description="First UTC day included (YYYY-MM-DD)."),
+    end: date | None = Query(None, alias="to", description="Last UTC day included (YYYY-MM-DD)."),
+    department: str | None = Query(None, description="Only this department (within your scope)."),
+    agent: str | None = Query(None, description="Only this registered agent (within your scope)."),
+    who: Principal = Depends(reader),
+    cur: duckdb.DuckDBPyConnection = Depends(cursor),
+) -> dict[str, int]:
+    """Agent runs (traces) and distinct conversations in your scope: the unit costs' denominators."""
+    if start and end and start > end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"from ({start}) is after to ({end})")
+    return trace_queries.run_counts(
+        cur,
+        start=start,
+        end=end,
+        department_ids=narrowed(department_filter(who), department),
+        agent_ids=narrowed(agent_filter(who), agent),
     )

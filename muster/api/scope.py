@@ -35,3 +35,10 @@ def visible_agent(cur: duckdb.DuckDBPyConnection, who: Principal, agent_id: str)
         cur, agent_id, department_ids=department_filter(who), agent_ids=agent_filter(who)
     )
     return found is not None
+
+
+def narrowed(scope: set[str] | None, wanted: str | None) -> set[str] | None:
+    """The scope cut down to `wanted` (nothing when it lies outside): a filter never widens a view."""
+    if wanted is None:
+        return scope
+    return {wanted} if scope is None or wanted in scope else set()

@@ -14,7 +14,7 @@ import duckdb
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from muster.api.deps import cursor, not_found, reader
-from muster.api.scope import agent_filter, department_filter
+from muster.api.scope import agent_filter, department_filter, narrowed
 from muster.auth import Principal
 from warehouse import trace_queries
 
@@ -28,6 +28,10 @@ def traces(
     end: datetime | None = Query(None, alias="to", description="Traces that started before (UTC)."),
     state: Literal["ok", "error"] | None = Query(None, alias="status", description="error: a span failed."),
     model: str | None = Query(None, description="Traces with a call to this model."),
+    department: str | None = Query(
+        None, description="Traces with a call of this department (within your scope)."
+    ),
+    environment: str | None = Query(None, description="Traces with a span in this deployment environment."),
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=2**62),
     who: Principal = Depends(reader),
@@ -44,7 +48,8 @@ def traces(
         agent=agent,
         model=model,
         status=state,
-        department_ids=department_filter(who),
+        environment=environment,
+        department_ids=narrowed(department_filter(who), department),
         agent_ids=agent_filter(who),
         limit=limit,
         offset=offset,
