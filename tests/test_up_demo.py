@@ -96,10 +96,17 @@ class Up:
 
     def wait_for(self, what: str, check: Callable[[], bool]) -> None:
         deadline = time.monotonic() + START_BOUND_S
-        while not check():
+        while not self._holds(check, what):
             assert self.process.poll() is None, f"muster up exited before {what}:\n{self.output()}"
             assert time.monotonic() < deadline, f"no {what} within {START_BOUND_S} s:\n{self.output()}"
             time.sleep(0.5)
+
+    def _holds(self, check: Callable[[], bool], what: str) -> bool:
+        # a refused connection while waiting means the server went away: say what `up` printed
+        try:
+            return check()
+        except httpx.HTTPError as exc:
+            raise AssertionError(f"{exc!r} while waiting for {what}:\n{self.output()}") from exc
 
     def get(self, path: str, **params: object) -> dict:
         token = (self.data_dir / "admin.token").read_text().strip()
