@@ -14,11 +14,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint
 
-from tests.otlp_builders import span, trace_request
+from tests.conftest import start_server
+from tests.otlp_builders import log_record, logs_request, metrics_request, span, trace_request
 from tests.test_access import admin_headers
 from tests.test_costs_job import CLAIMS_TRIAGE, Call, agent_trace, cli, expected_cost, send
 from warehouse.database import open_warehouse
+
+DAY_NS = 86_400 * 10**9
+SERVICE = {"service.name": "svc"}
 
 
 def test_a_backup_taken_under_load_is_a_consistent_snapshot_that_restores_to_the_same_totals(
@@ -135,3 +140,52 @@ def test_retention_keeps_old_spans_the_cost_job_has_not_priced_yet(server):
     assert httpx.post(server.api_url + "/api/v1/jobs/run", headers=headers, timeout=60).status_code == 200
     gone = httpx.post(server.api_url + "/api/v1/admin/retention", headers=headers).json()["deleted"]
     assert gone["spans"] == 2 and server.query("SELECT count(*) FROM priced_calls")[0][0] == 1
+
+
+def post_otlp(server, signal: str, request) -> None:
+    response = httpx.post(
+        f"{server.http_url}/v1/{signal}",
+        content=request.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200, response.text  # acknowledged once committed
+
+
+def test_metrics_logs_and_cost_facts_past_their_days_are_deleted_and_the_rest_kept(tmp_path):
+    # raw rows kept 30 days, cost facts 35: a 40-day-old trace loses both, a 32-day-old one its spans only
+    running = start_server(tmp_path / "data", decode_workers=1, raw_retention_days=30, cost_retention_days=35)
+    try:
+        ages = {"old": 40, "middle": 32, "new": 0}
+        for days in ages.values():
+            sent = agent_trace(CLAIMS_TRIAGE, [Call("gpt-4o", 1000, 100)])
+            for item in sent.request.resource_spans[0].scope_spans[0].spans:
+                item.start_time_unix_nano -= days * DAY_NS
+                item.end_time_unix_nano -= days * DAY_NS
+            send(running, sent)
+            at = time.time_ns() - days * DAY_NS - 60 * 10**9
+            point = NumberDataPoint(time_unix_nano=at, as_int=days)
+            post_otlp(
+                running,
+                "metrics",
+                metrics_request(SERVICE, [Metric(name="m", gauge=Gauge(data_points=[point]))]),
+            )
+            post_otlp(running, "logs", logs_request(SERVICE, [log_record(f"{days} days ago", time=at)]))
+        headers = admin_headers(running)
+        assert (
+            httpx.post(running.api_url + "/api/v1/jobs/run", headers=headers, timeout=60).status_code == 200
+        )
+        assert running.query("SELECT count(*) FROM priced_calls")[0][0] == 3
+
+        answer = httpx.post(running.api_url + "/api/v1/admin/retention", headers=headers, timeout=60)
+        deleted = answer.json()["deleted"]
+
+        assert deleted["metric_points"] == deleted["log_records"] == 2  # the 40- and 32-day-old ones
+        assert running.query("SELECT list(value_int) FROM metric_points")[0][0] == [0]
+        assert deleted["spans"] == 4  # two traces, an agent span and a call each
+        assert deleted["priced_calls"] == 1 and deleted["trace_agents"] == 1 and deleted["daily_costs"] >= 1
+        oldest = datetime.now(UTC).date() - timedelta(days=35)
+        (kept,) = running.query("SELECT min(day) FROM daily_costs")[0]
+        assert oldest <= kept <= datetime.now(UTC).date() - timedelta(days=32)
+        assert running.query("SELECT count(*) FROM priced_calls")[0][0] == 2
+    finally:
+        running.stop()
