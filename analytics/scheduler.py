@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,6 +36,7 @@ class JobScheduler:
     """Runs the jobs every `interval` seconds (0: only on demand) over `connection`.
 
     `retention_days` (raw, cost) turns on hourly retention; None leaves every row in place.
+    `retention_grace_s`: spans received more recently stay, however old (`apply_retention`).
     `exchange_rates` (USD per unit) let the findings job judge budgets in other currencies.
     """
 
@@ -46,6 +47,7 @@ class JobScheduler:
         interval: float,
         prices_file: Path,
         retention_days: tuple[int, int] | None = None,
+        retention_grace_s: float = 0.0,
         batch_spans: int = BATCH_SPANS,
         exchange_rates: Mapping[str, Decimal] | None = None,
     ) -> None:
@@ -53,6 +55,7 @@ class JobScheduler:
         self._interval = interval
         self._prices_file = prices_file
         self._retention_days = retention_days
+        self._retention_grace = timedelta(seconds=retention_grace_s)
         self._batch_spans = batch_spans
         self._findings_config = DetectionConfig(exchange_rates=dict(exchange_rates or {}))
         self._retention_due = 0.0
@@ -95,7 +98,9 @@ class JobScheduler:
             return {}
         raw, cost = self._retention_days
         with self._lock, self._connection.cursor() as cur:
-            return apply_retention(cur, now=datetime.now(UTC), raw_days=raw, cost_days=cost)
+            return apply_retention(
+                cur, now=datetime.now(UTC), raw_days=raw, cost_days=cost, span_grace=self._retention_grace
+            )
 
     def _retention_if_due(self) -> None:
         if time.monotonic() >= self._retention_due:

@@ -130,6 +130,7 @@ class Server:
             interval=settings.jobs_interval_seconds,
             prices_file=settings.prices_file,
             retention_days=(settings.raw_retention_days, settings.cost_retention_days),
+            retention_grace_s=settings.raw_retention_grace_seconds,
             batch_spans=settings.jobs_batch_spans,
             exchange_rates=settings.exchange_rates,
         )

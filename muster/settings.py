@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     raw_retention_days: int = Field(
         30, ge=1, description="Days raw spans, metric points, log records and ingest rejects are kept."
     )
+    raw_retention_grace_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds a span stays after it was received, however old: late parts of a trace find it.",
+    )
     cost_retention_days: int = Field(
         400, ge=1, description="Days priced calls and per-trace agent activity (the cost facts) are kept."
     )

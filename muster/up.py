@@ -76,6 +76,7 @@ class Supervisor:
 
     def __init__(self, settings: Settings, *, out: Callable[[str], None] = print) -> None:
         self._env = os.environ | {"MUSTER_DATA_DIR": str(settings.data_dir), "PYTHONUNBUFFERED": "1"}
+        self._env |= _dashboard_link(settings)
         self._out = out
         self.parts: list[Part] = []
         self._stopping = threading.Event()
@@ -194,6 +195,17 @@ def _local(host: str) -> str:
 
 def _dashboard_url(settings: Settings) -> str:
     return f"http://{_local(settings.host)}:{settings.dashboard_port}"
+
+
+def _dashboard_link(settings: Settings) -> dict[str, str]:
+    """MUSTER_DASHBOARD_URL for the children: the dashboards `up` runs, unless one was set.
+
+    Alert notifications link to `dashboard_url`; its default names port 8501, so with another
+    MUSTER_DASHBOARD_PORT every link would lead to a page nobody serves.
+    """
+    if "dashboard_url" in settings.model_fields_set or settings.dashboard_port == 0:
+        return {}
+    return {"MUSTER_DASHBOARD_URL": _dashboard_url(settings)}
 
 
 def _ready(settings: Settings) -> bool:

@@ -8,6 +8,7 @@ what `docs/api_routes.py` writes from the app today.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
 from pathlib import Path
@@ -91,3 +92,47 @@ def test_relative_links_of_the_reference_pages_resolve(page):
     for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
         if "://" not in target:
             assert (DOCS / target).exists(), f"{page} links to {target}, which does not exist"
+
+
+def test_the_retention_table_of_operations_names_every_table_retention_deletes():
+    from warehouse.maintenance import COST_TABLES, RAW_TABLES
+
+    page = (DOCS / "operations.md").read_text()
+    for kind, tables in (("raw telemetry", RAW_TABLES), ("cost facts", COST_TABLES)):
+        (row,) = [line for line in page.splitlines() if line.startswith(f"| {kind} |")]
+        documented = set(re.findall(r"`([a-z_]+)`", row.split("|")[2]))
+        assert documented == set(tables), (
+            f"docs/operations.md retention, {kind}: {documented} vs {set(tables)}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The README's first screen: the two commands a newcomer needs, and what they really run
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", readme, re.DOTALL)
+    assert first_block and readme[: first_block.start()].count("\n") < 12, "not on the first screen"
+    commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
+    assert commands == ["./dev up", "./dev test"]
+
+    dev = (ROOT / "dev").read_text()
+    assert re.search(r"^\s*up\)\n\s*venv\n(\s*#.*\n)*\s*exec \.venv/bin/muster up --demo$", dev, re.MULTILINE)
+    # the whole suite: pytest with no path of its own (pyproject's testpaths), after the lint
+    assert re.search(r'^\s*\.venv/bin/python -m pytest "\$@"$', dev, re.MULTILINE)
+    assert 'testpaths = ["tests"]' in (ROOT / "pyproject.toml").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))] == [
+        "./dev test"
+    ]
+    for script in (ROOT / "dev", ROOT / ".ci" / "run"):
+        assert os.access(script, os.X_OK), f"{script} is not executable"
+
+
+def test_the_readme_counts_the_rules_the_code_has():
+    from analytics.rules import RULES
+
+    counts = re.findall(r"(\d+) rules", (ROOT / "README.md").read_text())
+    assert counts and {int(count) for count in counts} == {len(RULES)}, (counts, len(RULES))

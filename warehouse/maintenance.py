@@ -18,16 +18,25 @@ import duckdb
 
 Cursor = duckdb.DuckDBPyConnection
 
-__all__ = ["BACKUP_NAME", "BackupError", "apply_retention", "backup_path", "backup_to", "restore_from"]
+__all__ = [
+    "BACKUP_NAME",
+    "COST_TABLES",
+    "RAW_TABLES",
+    "BackupError",
+    "apply_retention",
+    "backup_path",
+    "backup_to",
+    "restore_from",
+]
 
-# Raw telemetry and cost facts, each with the column that dates a row.
-_RAW = {
+# Raw telemetry and cost facts, each with the column that dates a row (docs/operations.md lists them).
+RAW_TABLES = {
     "spans": "start_time",
     "metric_points": "time",
     "log_records": "time",
     "ingest_rejects": "received_at",
 }
-_COST = {"priced_calls": "start_time", "trace_agents": "last_seen", "daily_costs": "day"}
+COST_TABLES = {"priced_calls": "start_time", "trace_agents": "last_seen", "daily_costs": "day"}
 BACKUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}\.duckdb$")
 
 
@@ -35,18 +44,25 @@ class BackupError(ValueError):
     """A backup cannot be made as asked; the message says why."""
 
 
-def apply_retention(cur: Cursor, *, now: datetime, raw_days: int, cost_days: int) -> dict[str, int]:
-    """Delete raw rows older than `raw_days` and cost facts older than `cost_days`; rows deleted per table."""
+def apply_retention(
+    cur: Cursor, *, now: datetime, raw_days: int, cost_days: int, span_grace: timedelta = timedelta(0)
+) -> dict[str, int]:
+    """Delete raw rows older than `raw_days` and cost facts older than `cost_days`; rows deleted per table.
+
+    A span received less than `span_grace` ago stays, however old its timestamps: a trace exported in
+    parts (its root span ends, and is exported, last) is then still whole when its last part
+    arrives, so the cost job prices it whole again instead of without the calls deleted meanwhile.
+    """
     deleted = {}
-    for tables, days in ((_RAW, raw_days), (_COST, cost_days)):
+    for tables, days in ((RAW_TABLES, raw_days), (COST_TABLES, cost_days)):
         cutoff = (now - timedelta(days=days)).replace(tzinfo=None)
         for table, column in tables.items():
             # spans the cost job has not read yet stay, however old: their cost must be counted first
-            priced = " AND ingest_seq <= $priced" if table == "spans" else ""
+            priced = " AND ingest_seq <= $priced AND received_at < $received" if table == "spans" else ""
             rows = cur.execute(
                 f"DELETE FROM {table} WHERE {column} < $cutoff{priced}",  # noqa: S608 - constant names
                 {"cutoff": cutoff if column != "received_at" else now - timedelta(days=days)}
-                | ({"priced": _cost_watermark(cur)} if priced else {}),
+                | ({"priced": _cost_watermark(cur), "received": now - span_grace} if priced else {}),
             ).fetchall()
             deleted[table] = rows[0][0] if rows else 0
     return deleted

@@ -7,7 +7,7 @@ Both need the `operate` permission (admin tokens). A backup is written only insi
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -52,5 +52,6 @@ def retention(request: Request, cur: duckdb.DuckDBPyConnection = Depends(cursor)
         now=datetime.now(UTC),
         raw_days=settings.raw_retention_days,
         cost_days=settings.cost_retention_days,
+        span_grace=timedelta(seconds=settings.raw_retention_grace_seconds),
     )
     return {"deleted": deleted}
