@@ -223,9 +223,11 @@ def inputs_digest(registry: Registry, overrides: PriceOverrides | Path | None) -
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
-BATCH_SPANS = 400_000
+BATCH_SPANS = 500_000
 """Spans read into one frame at most (about: a trace is never split): bounds the job's memory
-whatever the backlog."""
+whatever the backlog. At 500k a batch's trace_agents rows (~125k for 8-span traces) exceed one
+DuckDB row group, so the commit writes them straight to the file instead of through the WAL: the
+full run at 10M spans took 65 s against 70 s at 400k, with ~230 MiB more peak RSS (600k: no faster)."""
 
 
 @dataclass(frozen=True)
