@@ -144,7 +144,7 @@ def test_group_interval_repeat_and_resolve_follow_alertmanager(warehouse, dispat
 def test_continue_fans_a_critical_sprawl_alert_out_to_both(warehouse, dispatcher, sinks):
     slack, oncall = sinks
     insert_finding(warehouse, "c1", severity="critical", at=T0)
-    insert_finding(warehouse, "s1", rule="spend.forecast_over_budget", category="spend", at=T0)
+    insert_finding(warehouse, "s1", rule="spend.budget_forecast", category="spend", at=T0)
     dispatcher.tick(T0)
     report = dispatcher.tick(T0 + minutes(1))
     assert len(report.recorded) == 3
@@ -153,7 +153,7 @@ def test_continue_fans_a_critical_sprawl_alert_out_to_both(warehouse, dispatcher
     ]
     assert [[a["fingerprint"] for a in m["alerts"]] for m in oncall.received] == [["c1"]]
     log_lines = (dispatcher.config.receiver("log").path).read_text().splitlines()  # default log receiver
-    assert len(log_lines) == 1 and '"spend.forecast_over_budget"' in log_lines[0]
+    assert len(log_lines) == 1 and '"spend.budget_forecast"' in log_lines[0]
 
 
 def test_a_silence_mutes_matching_alerts_until_it_ends(warehouse, dispatcher, sinks):

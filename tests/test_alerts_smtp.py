@@ -115,7 +115,7 @@ def test_forecast_overrun_mails_the_department_finance_contact_over_starttls_and
     insert_finding(
         registered,
         "budget-claims",
-        rule="spend.forecast_over_budget",
+        rule="spend.budget_forecast",
         category="spend",
         severity="warning",
         department="claims",
