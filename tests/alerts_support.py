@@ -181,6 +181,7 @@ def check_webhook_v4(message: dict[str, Any]) -> None:
         }
         assert alert["status"] in ("firing", "resolved")
         assert all(isinstance(v, str) for v in alert["labels"].values())
+        assert alert["labels"].get("alertname"), "Alertmanager consumers title alerts by labels.alertname"
         assert all(isinstance(v, str) for v in alert["annotations"].values())
         starts = datetime.fromisoformat(alert["startsAt"].replace("Z", "+00:00"))
         assert starts.tzinfo is not None
