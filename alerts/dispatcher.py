@@ -28,7 +28,9 @@ from alerts.outbox import Backoff, Outcome, deliver_due
 from alerts.receivers import DeliveryError, Sender, build_senders
 from alerts.routing import Destination, route_alert
 from alerts.silences import Silence, muting
+from registry import Registry
 from warehouse import alert_store
+from warehouse.registry_store import load_registry
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +140,8 @@ class Dispatcher:
             changed, notes = self._decide(alerts, states, now)
             if not changed and not notes:
                 return []
-            records = [self._record(cur, note) for note in notes]
+            registry = load_registry(cur) if notes else None
+            records = [self._record(registry, note) for note in notes]
             alert_store.save_tick(cur, [_group_row(s) for s in changed], records, now)
         for note in notes:
             log.info("recorded notification %s (%s) for %s", note.id, note.status, note.group_key)
@@ -174,11 +177,12 @@ class Dispatcher:
                 changed.append(replace(state, active=False, notified_firing=frozenset()))
         return changed, notes
 
-    def _record(self, cur: duckdb.DuckDBPyConnection, note: Notification) -> dict[str, Any]:
+    def _record(self, registry: Registry, note: Notification) -> dict[str, Any]:
         payload = note.payload(self._external_url)
+        payload["department_names"] = _department_names(registry, note.alerts)
         receiver = self._receiver_config(note.receiver)
         if isinstance(receiver, EmailReceiver):
-            payload["recipients"] = _recipients(cur, receiver, note.alerts)
+            payload["recipients"] = _recipients(registry, receiver, note.alerts)
         return {
             "id": note.id,
             "group_key": note.group_key,
@@ -260,16 +264,21 @@ def _group_row(state: GroupState) -> dict[str, Any]:
     return row
 
 
-def _recipients(
-    cur: duckdb.DuckDBPyConnection, receiver: EmailReceiver, alerts: tuple[Alert, ...]
-) -> list[str]:
+def _department_names(registry: Registry, alerts: tuple[Alert, ...]) -> dict[str, str]:
+    """The registry's names of the alerts' departments, so messages say "Marketing", not its id."""
+    found = {}
+    for alert in alerts:
+        department = registry.departments.get(alert.department or "")
+        if department is not None:
+            found[department.metadata.id] = department.spec.name
+    return dict(sorted(found.items()))
+
+
+def _recipients(registry: Registry, receiver: EmailReceiver, alerts: tuple[Alert, ...]) -> list[str]:
     """Addresses for a notification: literal ones, and the registry's contacts for its alerts."""
     found = [to for to in receiver.to if "@" in to]
     wanted = set(receiver.to)
     if wanted & {"department.financeContact", "agent.owner"}:
-        from warehouse.registry_store import load_registry
-
-        registry = load_registry(cur)
         for alert in alerts:
             department = registry.departments.get(alert.department or "")
             agent = registry.agents.get(alert.agent or "")

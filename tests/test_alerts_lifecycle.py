@@ -149,7 +149,7 @@ def test_continue_fans_a_critical_sprawl_alert_out_to_both(warehouse, dispatcher
     report = dispatcher.tick(T0 + minutes(1))
     assert len(report.recorded) == 3
     assert [m["blocks"][0]["text"]["text"] for m in slack.received] == [
-        "[FIRING:1] marketing sprawl.unregistered_agent"
+        "[FIRING:1] Unregistered agent c1 appeared"  # one alert: its own summary
     ]
     assert [[a["fingerprint"] for a in m["alerts"]] for m in oncall.received] == [["c1"]]
     log_lines = (dispatcher.config.receiver("log").path).read_text().splitlines()  # default log receiver
@@ -182,14 +182,14 @@ def test_a_silence_mutes_matching_alerts_until_it_ends(warehouse, dispatcher, si
     dispatcher.tick(T0)
     dispatcher.tick(T0 + minutes(1))
     assert [m["blocks"][0]["text"]["text"] for m in slack.received] == [
-        "[FIRING:1] claims sprawl.unregistered_agent"
+        "[FIRING:1] Unregistered agent b1 appeared"
     ]
     dispatcher.tick(T0 + minutes(60))
     assert len(slack.received) == 1
     dispatcher.tick(T0 + timedelta(hours=2))  # the silence is over: group_wait
     dispatcher.tick(T0 + timedelta(hours=2, minutes=1))
     assert [m["blocks"][0]["text"]["text"] for m in slack.received][1] == (
-        "[FIRING:1] marketing sprawl.unregistered_agent"
+        "[FIRING:1] Unregistered agent a1 appeared"
     )
 
 
@@ -202,8 +202,8 @@ def test_finding_silenced_is_not_notified_acknowledged_is_not_repeated(warehouse
     dispatcher.tick(T0 + minutes(1))
     heads = sorted(m["blocks"][0]["text"]["text"] for m in slack.received)
     assert heads == [
-        "[FIRING:1] acked sprawl.unregistered_agent",
-        "[FIRING:1] manual sprawl.unregistered_agent",
+        "[FIRING:1] Unregistered agent k1 appeared",
+        "[FIRING:1] Unregistered agent m1 appeared",
     ]
     alert_store.acknowledge(warehouse, "m1", 1, by="tok_ops", comment="on it", now=T0 + minutes(2))
     dispatcher.tick(T0 + timedelta(hours=5))  # repeat due, but everything firing is acknowledged
@@ -211,11 +211,11 @@ def test_finding_silenced_is_not_notified_acknowledged_is_not_repeated(warehouse
 
     resolve_finding(warehouse, "m1", T0 + timedelta(hours=6))
     dispatcher.tick(T0 + timedelta(hours=6, minutes=1))  # told it fired: told it resolved
-    assert slack.received[-1]["blocks"][0]["text"]["text"] == "[RESOLVED:1] manual sprawl.unregistered_agent"
+    assert slack.received[-1]["blocks"][0]["text"]["text"] == "[RESOLVED:1] Unregistered agent m1 appeared"
     reopen_finding(warehouse, "m1", T0 + timedelta(hours=7))  # a new episode: the ack was for the old one
     dispatcher.tick(T0 + timedelta(hours=7))
     dispatcher.tick(T0 + timedelta(hours=7, minutes=1))
-    assert slack.received[-1]["blocks"][0]["text"]["text"] == "[FIRING:1] manual sprawl.unregistered_agent"
+    assert slack.received[-1]["blocks"][0]["text"]["text"] == "[FIRING:1] Unregistered agent m1 appeared"
     assert len(slack.received) == 4
 
 
