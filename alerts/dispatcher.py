@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,7 @@ from alerts.config import AlertsConfig, EmailReceiver, Secrets
 from alerts.grouping import GroupState, Notification, step
 from alerts.matchers import Matcher
 from alerts.model import Alert, alert_from_finding
-from alerts.outbox import Backoff, Outcome, deliver_due
+from alerts.outbox import Backoff, Outcome, start_deliveries
 from alerts.receivers import DeliveryError, Sender, build_senders
 from alerts.routing import Destination, route_alert
 from alerts.silences import Silence, muting
@@ -77,6 +77,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._sending: dict[str, Future[list[Outcome]]] = {}  # receivers whose worker is still busy
         self._redaction = _RedactingFilter(secrets)
         _install(self._redaction)  # from the first send on, including test-receiver and ticks in tests
 
@@ -106,14 +107,31 @@ class Dispatcher:
             self._pool = None
         _uninstall(self._redaction)
 
-    def tick(self, now: datetime | None = None) -> TickReport:
-        """Decide and record what each group must be told now, then deliver whatever is due."""
+    def tick(self, now: datetime | None = None, *, wait: bool = True) -> TickReport:
+        """Decide and record what each group must be told now, then deliver whatever is due.
+
+        With `wait` the report holds every delivery's outcome (tests); without it (the server's
+        loop) a receiver's worker may go on sending after the tick, so a slow receiver never delays
+        the next tick, the others' deliveries, and the recording of new notifications.
+        """
         now = now or self._clock()
         with self._lock:
             report = TickReport(recorded=self._evaluate(now))
-            report.outcomes = deliver_due(
-                self._connection, self._senders, now, self._backoff, self._secrets.redact, self._workers()
+            self._sending = {name: f for name, f in self._sending.items() if not f.done()}
+            started = start_deliveries(
+                self._connection,
+                self._senders,
+                now,
+                self._backoff,
+                self._secrets.redact,
+                self._workers(),
+                busy=set(self._sending),
             )
+            self._sending |= started
+            for future in started.values():
+                future.add_done_callback(_log_failure)
+        if wait:
+            report.outcomes = [outcome for future in started.values() for outcome in future.result()]
         return report
 
     def test_receiver(self, name: str) -> dict[str, Any]:
@@ -226,9 +244,15 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self.tick()
+                self.tick(wait=False)
             except Exception:  # the next tick starts again from what is stored
                 log.exception("alert dispatch failed; retrying at the next tick")
+
+
+def _log_failure(future: Future[list[Outcome]]) -> None:
+    # a worker's outcomes are stored by the worker; only a crash of the worker itself is news here
+    if not future.cancelled() and future.exception() is not None:
+        log.error("an alert delivery worker failed", exc_info=future.exception())
 
 
 def silence_of(row: dict[str, Any]) -> Silence:

@@ -297,3 +297,54 @@ def test_dispatcher_lifecycle_shutdown_without_start_and_start_twice(warehouse, 
     running.shutdown()  # twice is fine
     assert [a["fingerprint"] for a in oncall.received[0]["alerts"]] == ["l1"]
     assert len(oncall.received) == 1
+
+
+def test_a_hanging_receiver_holds_up_only_its_own_notifications(warehouse, sinks, tmp_path, monkeypatch):
+    """The server's loop: a receiver that takes the request and does not answer (a black hole, a
+    stuck proxy) delays neither the other receivers nor the recording of new notifications."""
+    _, oncall = sinks
+    stuck = Sink().start()
+    stuck.gate.clear()
+    monkeypatch.setenv("TEST_STUCK_URL", stuck.url)
+    config = {
+        "route": {
+            "receiver": "oncall",
+            "group_by": ["department"],
+            "group_wait": "0s",
+            "group_interval": "1m",
+            "routes": [{"matchers": ["department=stuck"], "receiver": "stuck"}],
+        },
+        "receivers": [
+            {"name": "oncall", "type": "webhook", "url": "env:TEST_ONCALL_URL"},
+            {"name": "stuck", "type": "webhook", "url": "env:TEST_STUCK_URL", "timeout": "10m"},
+        ],
+    }
+    loaded, secrets = load_alerts_config(config, None, data_dir=tmp_path)
+    running = Dispatcher(warehouse, loaded, secrets, interval=0.05, external_url="http://x")
+    try:
+        with warehouse.cursor() as cur:
+            insert_finding(cur, "h1", department="stuck")
+            insert_finding(cur, "f1", department="first")
+        running.start()
+        assert stuck.arrived.wait(60), "nothing was sent to the hanging receiver"
+        wait_until(lambda: len(oncall.received) == 1, "the other receiver did not get its notification")
+        with warehouse.cursor() as cur:  # a new alert while the hanging receiver still holds its request
+            insert_finding(cur, "f2", department="second")
+        wait_until(lambda: len(oncall.received) == 2, "a hanging receiver held up the others")
+        assert stuck.received == []
+        stuck.gate.set()  # it answers at last
+        wait_until(lambda: len(stuck.received) == 1, "the hanging receiver's notification was lost")
+        time.sleep(0.5)  # more ticks: nothing is sent again
+    finally:
+        running.shutdown()
+        stuck.stop()
+    assert [m["groupLabels"] for m in oncall.received] == [{"department": "first"}, {"department": "second"}]
+    assert [[a["fingerprint"] for a in m["alerts"]] for m in stuck.received] == [["h1"]]
+    assert sorted(n["status"] for n in alert_store.list_notifications(warehouse)) == ["delivered"] * 3
+
+
+def wait_until(condition, message: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
