@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +24,13 @@ from alerts.config import AlertsConfig, EmailReceiver, Secrets
 from alerts.grouping import GroupState, Notification, step
 from alerts.matchers import Matcher
 from alerts.model import Alert, alert_from_finding
-from alerts.outbox import Backoff, Outcome, deliver_due
+from alerts.outbox import Backoff, Outcome, start_deliveries
 from alerts.receivers import DeliveryError, Sender, build_senders
 from alerts.routing import Destination, route_alert
 from alerts.silences import Silence, muting
+from registry import Registry
 from warehouse import alert_store
+from warehouse.registry_store import load_registry
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._sending: dict[str, Future[list[Outcome]]] = {}  # receivers whose worker is still busy
         self._redaction = _RedactingFilter(secrets)
         _install(self._redaction)  # from the first send on, including test-receiver and ticks in tests
 
@@ -104,14 +107,31 @@ class Dispatcher:
             self._pool = None
         _uninstall(self._redaction)
 
-    def tick(self, now: datetime | None = None) -> TickReport:
-        """Decide and record what each group must be told now, then deliver whatever is due."""
+    def tick(self, now: datetime | None = None, *, wait: bool = True) -> TickReport:
+        """Decide and record what each group must be told now, then deliver whatever is due.
+
+        With `wait` the report holds every delivery's outcome (tests); without it (the server's
+        loop) a receiver's worker may go on sending after the tick, so a slow receiver never delays
+        the next tick, the others' deliveries, and the recording of new notifications.
+        """
         now = now or self._clock()
         with self._lock:
             report = TickReport(recorded=self._evaluate(now))
-            report.outcomes = deliver_due(
-                self._connection, self._senders, now, self._backoff, self._secrets.redact, self._workers()
+            self._sending = {name: f for name, f in self._sending.items() if not f.done()}
+            started = start_deliveries(
+                self._connection,
+                self._senders,
+                now,
+                self._backoff,
+                self._secrets.redact,
+                self._workers(),
+                busy=set(self._sending),
             )
+            self._sending |= started
+            for future in started.values():
+                future.add_done_callback(_log_failure)
+        if wait:
+            report.outcomes = [outcome for future in started.values() for outcome in future.result()]
         return report
 
     def test_receiver(self, name: str) -> dict[str, Any]:
@@ -138,7 +158,8 @@ class Dispatcher:
             changed, notes = self._decide(alerts, states, now)
             if not changed and not notes:
                 return []
-            records = [self._record(cur, note) for note in notes]
+            registry = load_registry(cur) if notes else None
+            records = [self._record(registry, note) for note in notes]
             alert_store.save_tick(cur, [_group_row(s) for s in changed], records, now)
         for note in notes:
             log.info("recorded notification %s (%s) for %s", note.id, note.status, note.group_key)
@@ -174,11 +195,12 @@ class Dispatcher:
                 changed.append(replace(state, active=False, notified_firing=frozenset()))
         return changed, notes
 
-    def _record(self, cur: duckdb.DuckDBPyConnection, note: Notification) -> dict[str, Any]:
+    def _record(self, registry: Registry, note: Notification) -> dict[str, Any]:
         payload = note.payload(self._external_url)
+        payload["department_names"] = _department_names(registry, note.alerts)
         receiver = self._receiver_config(note.receiver)
         if isinstance(receiver, EmailReceiver):
-            payload["recipients"] = _recipients(cur, receiver, note.alerts)
+            payload["recipients"] = _recipients(registry, receiver, note.alerts)
         return {
             "id": note.id,
             "group_key": note.group_key,
@@ -222,9 +244,15 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self.tick()
+                self.tick(wait=False)
             except Exception:  # the next tick starts again from what is stored
                 log.exception("alert dispatch failed; retrying at the next tick")
+
+
+def _log_failure(future: Future[list[Outcome]]) -> None:
+    # a worker's outcomes are stored by the worker; only a crash of the worker itself is news here
+    if not future.cancelled() and future.exception() is not None:
+        log.error("an alert delivery worker failed", exc_info=future.exception())
 
 
 def silence_of(row: dict[str, Any]) -> Silence:
@@ -260,16 +288,21 @@ def _group_row(state: GroupState) -> dict[str, Any]:
     return row
 
 
-def _recipients(
-    cur: duckdb.DuckDBPyConnection, receiver: EmailReceiver, alerts: tuple[Alert, ...]
-) -> list[str]:
+def _department_names(registry: Registry, alerts: tuple[Alert, ...]) -> dict[str, str]:
+    """The registry's names of the alerts' departments, so messages say "Marketing", not its id."""
+    found = {}
+    for alert in alerts:
+        department = registry.departments.get(alert.department or "")
+        if department is not None:
+            found[department.metadata.id] = department.spec.name
+    return dict(sorted(found.items()))
+
+
+def _recipients(registry: Registry, receiver: EmailReceiver, alerts: tuple[Alert, ...]) -> list[str]:
     """Addresses for a notification: literal ones, and the registry's contacts for its alerts."""
     found = [to for to in receiver.to if "@" in to]
     wanted = set(receiver.to)
     if wanted & {"department.financeContact", "agent.owner"}:
-        from warehouse.registry_store import load_registry
-
-        registry = load_registry(cur)
         for alert in alerts:
             department = registry.departments.get(alert.department or "")
             agent = registry.agents.get(alert.agent or "")

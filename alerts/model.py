@@ -1,9 +1,11 @@
 """An alert: a finding as routing, silences and receivers see it — labels, annotations, times, state.
 
 Labels are the finding's own `labels` plus `rule`, `category`, `severity`, `department` and
-`agent`, so routes and silences can select on any of them. A finding fires while it has no
-`resolved_at`. People's decisions on the finding count too: a finding silenced (until its
-`silenced_until`) is not notified, one acknowledged is notified once and not repeated.
+`agent`, so routes and silences can select on any of them, and `alertname` (the rule again):
+every Alertmanager alert has one, and the tools that read its webhook key their titles on it.
+A finding fires while it has no `resolved_at`. People's decisions on the finding count too: a
+finding silenced (until its `silenced_until`) is not notified, one acknowledged is notified once
+and not repeated.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def finding_labels(row: dict[str, Any]) -> dict[str, str]:
         own = {}
     labels = {str(k): str(v) for k, v in own.items()} if isinstance(own, dict) else {}
     fixed = {
+        "alertname": row["rule"],
         "rule": row["rule"],
         "category": row["category"],
         "severity": row["severity"],

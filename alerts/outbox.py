@@ -4,15 +4,17 @@ A notification was recorded (warehouse.alert_store.save_tick) before anything is
 sent and marked delivered, or pending again with its error and the time of the next attempt, or
 failed once the error is permanent or retries have run for `give_up_after`. Every receiver is
 delivered by its own worker thread with its own cursor, so a receiver that is down or slow holds
-up only its own notifications; after a retryable failure the rest of its queue waits for the next
-tick rather than failing one by one. Errors are redacted before they are stored or logged.
+up only its own notifications: the server's dispatcher does not wait for a worker still busy, it
+starts the others and leaves that receiver until its worker is done. After a retryable failure
+the rest of a receiver's queue waits for the next tick rather than failing one by one. Errors
+are redacted before they are stored or logged.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,6 +50,29 @@ class Outcome:
     error: str | None = None
 
 
+def start_deliveries(
+    connection: duckdb.DuckDBPyConnection,
+    senders: Mapping[str, Sender],
+    now: datetime,
+    backoff: Backoff,
+    redact: Callable[[str], str],
+    pool: ThreadPoolExecutor,
+    busy: Collection[str] = (),
+) -> dict[str, Future[list[Outcome]]]:
+    """Start a worker for each receiver with notifications due by `now`, except the `busy` ones.
+
+    A receiver still busy from an earlier start (slow, or hanging until its timeout) is left to
+    finish: starting it again could send its notifications twice, and waiting for it would hold
+    up every other receiver.
+    """
+    with connection.cursor() as cur:
+        receivers = [name for name in alert_store.receivers_with_due(cur, now) if name not in busy]
+    return {
+        name: pool.submit(_deliver_receiver, connection, name, senders.get(name), now, backoff, redact)
+        for name in receivers
+    }
+
+
 def deliver_due(
     connection: duckdb.DuckDBPyConnection,
     senders: Mapping[str, Sender],
@@ -57,13 +82,8 @@ def deliver_due(
     pool: ThreadPoolExecutor,
 ) -> list[Outcome]:
     """Send every notification due by `now`, each receiver in its own worker; what happened to each."""
-    with connection.cursor() as cur:
-        receivers = alert_store.receivers_with_due(cur, now)
-    futures = [
-        pool.submit(_deliver_receiver, connection, name, senders.get(name), now, backoff, redact)
-        for name in receivers
-    ]
-    return [outcome for future in futures for outcome in future.result()]
+    futures = start_deliveries(connection, senders, now, backoff, redact, pool)
+    return [outcome for future in futures.values() for outcome in future.result()]
 
 
 def _deliver_receiver(

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from muster.cli_common import JsonOption, emit, fail, muster_session, out
+from muster.cli_common import JsonOption, emit, err, fail, muster_session, out
 
 alerts = typer.Typer(
     help="Alerts: findings routed to Slack, webhooks and e-mail; acknowledge and silence them.",
@@ -64,9 +65,13 @@ def silence(
     until: Annotated[
         str | None, typer.Option(help="Until this time, ISO 8601 (UTC unless it says otherwise).")
     ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="From this time, ISO 8601 (default: now); --duration counts from it."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Silence the alerts matching every matcher, for a duration or until a time."""
+    """Silence the alerts matching every matcher, for a duration or until a time, from now or a start."""
     from alerts import MatcherError, parse_matcher
 
     if (duration is None) == (until is None):
@@ -80,7 +85,9 @@ def silence(
     if duration is not None:
         body["duration"] = duration
     else:
-        body["ends_at"] = _moment(until)  # type: ignore[arg-type]
+        body["ends_at"] = _moment(until, "--until")  # type: ignore[arg-type]
+    if start is not None:
+        body["starts_at"] = _moment(start, "--start")
     with muster_session() as muster:
         made = muster.post("/api/v1/silences", body)
     emit(
@@ -136,11 +143,11 @@ def test_receiver(
         raise typer.Exit(1)
 
 
-def _moment(text: str) -> str:
+def _moment(text: str, option: str) -> str:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        fail(f"--until {text!r} is not a time: write it as ISO 8601, e.g. 2026-05-01T18:00", code=2)
+        fail(f"{option} {text!r} is not a time: write it as ISO 8601, e.g. 2026-05-01T18:00", code=2)
         raise  # unreachable: fail() exits
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
@@ -201,4 +208,5 @@ def _print_test(result: Any) -> None:
         out.print(f"sent a test notification to {result['receiver']} ({result['seconds']} s)")
     else:
         retry = " (temporary: it would be retried)" if result.get("retryable") else ""
-        out.print(f"[red]failed[/red] to send to {result['receiver']}: {result['error']}{retry}")
+        reason = escape(f"{result['receiver']}: {result['error']}{retry}")  # an error may hold [brackets]
+        err.print(f"[red]failed[/red] to send to {reason}", highlight=False, soft_wrap=True)

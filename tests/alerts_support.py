@@ -98,13 +98,20 @@ def minutes(n: float) -> timedelta:
 
 
 class Sink:
-    """A real HTTP server on loopback that records JSON POSTs and answers with a switchable status."""
+    """A real HTTP server on loopback that records JSON POSTs and answers with a switchable status.
+
+    `gate` is open by default; cleared, every request is held unanswered (a hanging receiver) until
+    it is set again. `arrived` is set when a request has come in.
+    """
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.received: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.status = 200
+        self.gate = threading.Event()
+        self.gate.set()
+        self.arrived = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -118,6 +125,8 @@ class Sink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                sink.arrived.set()
+                sink.gate.wait(120)
                 if self.headers.get("Content-Type") != "application/json":
                     self.send_response(415)
                     self.end_headers()
@@ -139,6 +148,7 @@ class Sink:
         return self
 
     def stop(self) -> None:
+        self.gate.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -181,6 +191,7 @@ def check_webhook_v4(message: dict[str, Any]) -> None:
         }
         assert alert["status"] in ("firing", "resolved")
         assert all(isinstance(v, str) for v in alert["labels"].values())
+        assert alert["labels"].get("alertname"), "Alertmanager consumers title alerts by labels.alertname"
         assert all(isinstance(v, str) for v in alert["annotations"].values())
         starts = datetime.fromisoformat(alert["startsAt"].replace("Z", "+00:00"))
         assert starts.tzinfo is not None

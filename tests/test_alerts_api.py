@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -136,6 +136,45 @@ def test_cli_silences_and_unsilences(served, sink):
     served.server.alerts.tick()
     assert [m["groupLabels"] for m in sink.received][-1] == {"department": "claims"}
 
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(second=0, microsecond=0)
+    later = cli(
+        served,
+        "alerts",
+        "silence",
+        "--matcher",
+        "department=marketing",
+        "--start",
+        start.strftime("%Y-%m-%dT%H:%M"),
+        "--duration",
+        "2h",
+        "--comment",
+        "planned migration",
+        "--json",
+    )
+    assert later.exit_code == 0, later.output
+    planned = json.loads(later.output)
+    assert (planned["state"], planned["starts_at"], planned["ends_at"]) == (
+        "pending",
+        start.isoformat(),
+        (start + timedelta(hours=2)).isoformat(),
+    )
+    listed = json.loads(cli(served, "alerts", "list", "--json").output)
+    assert next(a for a in listed if a["id"] == "bbbbbbbb02")["silenced_by"] == []  # not yet
+    bad_start = cli(
+        served,
+        "alerts",
+        "silence",
+        "--matcher",
+        "a=b",
+        "--start",
+        "soon",
+        "--duration",
+        "1h",
+        "--comment",
+        "x",
+    )
+    assert bad_start.exit_code == 2 and "--start 'soon' is not a time" in bad_start.stderr
+
     bad = cli(served, "alerts", "silence", "--matcher", "department", "--duration", "1h", "--comment", "x")
     assert bad.exit_code == 2 and "is not a matcher" in bad.output
     neither = cli(served, "alerts", "silence", "--matcher", "a=b", "--comment", "x")
@@ -150,7 +189,7 @@ def test_test_receiver_reports_success_and_failure(served, sink):
     assert sink.received[-1]["alerts"][0]["labels"]["alertname"] == "MusterTest"
     sink.status = 500
     failed = cli(served, "alerts", "test-receiver", "oncall")
-    assert failed.exit_code == 1 and "HTTP 500" in failed.output
+    assert failed.exit_code == 1 and "HTTP 500" in failed.stderr and "HTTP 500" not in failed.stdout
     assert sink.url not in failed.output and "s3cr3t" not in failed.output
     assert cli(served, "alerts", "test-receiver", "nobody").exit_code == 1
 

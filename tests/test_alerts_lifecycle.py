@@ -144,16 +144,16 @@ def test_group_interval_repeat_and_resolve_follow_alertmanager(warehouse, dispat
 def test_continue_fans_a_critical_sprawl_alert_out_to_both(warehouse, dispatcher, sinks):
     slack, oncall = sinks
     insert_finding(warehouse, "c1", severity="critical", at=T0)
-    insert_finding(warehouse, "s1", rule="spend.forecast_over_budget", category="spend", at=T0)
+    insert_finding(warehouse, "s1", rule="spend.budget_forecast", category="spend", at=T0)
     dispatcher.tick(T0)
     report = dispatcher.tick(T0 + minutes(1))
     assert len(report.recorded) == 3
     assert [m["blocks"][0]["text"]["text"] for m in slack.received] == [
-        "[FIRING:1] marketing sprawl.unregistered_agent"
+        "[FIRING:1] Unregistered agent c1 appeared"  # one alert: its own summary
     ]
     assert [[a["fingerprint"] for a in m["alerts"]] for m in oncall.received] == [["c1"]]
     log_lines = (dispatcher.config.receiver("log").path).read_text().splitlines()  # default log receiver
-    assert len(log_lines) == 1 and '"spend.forecast_over_budget"' in log_lines[0]
+    assert len(log_lines) == 1 and '"spend.budget_forecast"' in log_lines[0]
 
 
 def test_a_silence_mutes_matching_alerts_until_it_ends(warehouse, dispatcher, sinks):
@@ -182,14 +182,14 @@ def test_a_silence_mutes_matching_alerts_until_it_ends(warehouse, dispatcher, si
     dispatcher.tick(T0)
     dispatcher.tick(T0 + minutes(1))
     assert [m["blocks"][0]["text"]["text"] for m in slack.received] == [
-        "[FIRING:1] claims sprawl.unregistered_agent"
+        "[FIRING:1] Unregistered agent b1 appeared"
     ]
     dispatcher.tick(T0 + minutes(60))
     assert len(slack.received) == 1
     dispatcher.tick(T0 + timedelta(hours=2))  # the silence is over: group_wait
     dispatcher.tick(T0 + timedelta(hours=2, minutes=1))
     assert [m["blocks"][0]["text"]["text"] for m in slack.received][1] == (
-        "[FIRING:1] marketing sprawl.unregistered_agent"
+        "[FIRING:1] Unregistered agent a1 appeared"
     )
 
 
@@ -202,8 +202,8 @@ def test_finding_silenced_is_not_notified_acknowledged_is_not_repeated(warehouse
     dispatcher.tick(T0 + minutes(1))
     heads = sorted(m["blocks"][0]["text"]["text"] for m in slack.received)
     assert heads == [
-        "[FIRING:1] acked sprawl.unregistered_agent",
-        "[FIRING:1] manual sprawl.unregistered_agent",
+        "[FIRING:1] Unregistered agent k1 appeared",
+        "[FIRING:1] Unregistered agent m1 appeared",
     ]
     alert_store.acknowledge(warehouse, "m1", 1, by="tok_ops", comment="on it", now=T0 + minutes(2))
     dispatcher.tick(T0 + timedelta(hours=5))  # repeat due, but everything firing is acknowledged
@@ -211,11 +211,11 @@ def test_finding_silenced_is_not_notified_acknowledged_is_not_repeated(warehouse
 
     resolve_finding(warehouse, "m1", T0 + timedelta(hours=6))
     dispatcher.tick(T0 + timedelta(hours=6, minutes=1))  # told it fired: told it resolved
-    assert slack.received[-1]["blocks"][0]["text"]["text"] == "[RESOLVED:1] manual sprawl.unregistered_agent"
+    assert slack.received[-1]["blocks"][0]["text"]["text"] == "[RESOLVED:1] Unregistered agent m1 appeared"
     reopen_finding(warehouse, "m1", T0 + timedelta(hours=7))  # a new episode: the ack was for the old one
     dispatcher.tick(T0 + timedelta(hours=7))
     dispatcher.tick(T0 + timedelta(hours=7, minutes=1))
-    assert slack.received[-1]["blocks"][0]["text"]["text"] == "[FIRING:1] manual sprawl.unregistered_agent"
+    assert slack.received[-1]["blocks"][0]["text"]["text"] == "[FIRING:1] Unregistered agent m1 appeared"
     assert len(slack.received) == 4
 
 
@@ -297,3 +297,54 @@ def test_dispatcher_lifecycle_shutdown_without_start_and_start_twice(warehouse, 
     running.shutdown()  # twice is fine
     assert [a["fingerprint"] for a in oncall.received[0]["alerts"]] == ["l1"]
     assert len(oncall.received) == 1
+
+
+def test_a_hanging_receiver_holds_up_only_its_own_notifications(warehouse, sinks, tmp_path, monkeypatch):
+    """The server's loop: a receiver that takes the request and does not answer (a black hole, a
+    stuck proxy) delays neither the other receivers nor the recording of new notifications."""
+    _, oncall = sinks
+    stuck = Sink().start()
+    stuck.gate.clear()
+    monkeypatch.setenv("TEST_STUCK_URL", stuck.url)
+    config = {
+        "route": {
+            "receiver": "oncall",
+            "group_by": ["department"],
+            "group_wait": "0s",
+            "group_interval": "1m",
+            "routes": [{"matchers": ["department=stuck"], "receiver": "stuck"}],
+        },
+        "receivers": [
+            {"name": "oncall", "type": "webhook", "url": "env:TEST_ONCALL_URL"},
+            {"name": "stuck", "type": "webhook", "url": "env:TEST_STUCK_URL", "timeout": "10m"},
+        ],
+    }
+    loaded, secrets = load_alerts_config(config, None, data_dir=tmp_path)
+    running = Dispatcher(warehouse, loaded, secrets, interval=0.05, external_url="http://x")
+    try:
+        with warehouse.cursor() as cur:
+            insert_finding(cur, "h1", department="stuck")
+            insert_finding(cur, "f1", department="first")
+        running.start()
+        assert stuck.arrived.wait(60), "nothing was sent to the hanging receiver"
+        wait_until(lambda: len(oncall.received) == 1, "the other receiver did not get its notification")
+        with warehouse.cursor() as cur:  # a new alert while the hanging receiver still holds its request
+            insert_finding(cur, "f2", department="second")
+        wait_until(lambda: len(oncall.received) == 2, "a hanging receiver held up the others")
+        assert stuck.received == []
+        stuck.gate.set()  # it answers at last
+        wait_until(lambda: len(stuck.received) == 1, "the hanging receiver's notification was lost")
+        time.sleep(0.5)  # more ticks: nothing is sent again
+    finally:
+        running.shutdown()
+        stuck.stop()
+    assert [m["groupLabels"] for m in oncall.received] == [{"department": "first"}, {"department": "second"}]
+    assert [[a["fingerprint"] for a in m["alerts"]] for m in stuck.received] == [["h1"]]
+    assert sorted(n["status"] for n in alert_store.list_notifications(warehouse)) == ["delivered"] * 3
+
+
+def wait_until(condition, message: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)

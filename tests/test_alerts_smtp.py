@@ -115,7 +115,7 @@ def test_forecast_overrun_mails_the_department_finance_contact_over_starttls_and
     insert_finding(
         registered,
         "budget-claims",
-        rule="spend.forecast_over_budget",
+        rule="spend.budget_forecast",
         category="spend",
         severity="warning",
         department="claims",
@@ -128,7 +128,9 @@ def test_forecast_overrun_mails_the_department_finance_contact_over_starttls_and
     assert [o.status for o in outcomes] == ["delivered"]
     [(recipients, message)] = mailbox.messages
     assert recipients == ["cfo@example.com", "maria.okafor@example.com"]
-    assert message["Subject"] == "[Muster] [FIRING:1] claims"
+    assert message["Subject"] == (
+        "[Muster] [FIRING:1] Claims is forecast to spend $51,200 of its $42,000 budget this month"
+    )
     assert message["From"] == "muster@example.com"
     text = message.get_body(("plain",)).get_content()
     assert "Claims is forecast to spend $51,200 of its $42,000 budget this month" in text
@@ -142,7 +144,7 @@ def test_forecast_overrun_mails_the_department_finance_contact_over_starttls_and
     resolved = T0 + timedelta(days=2)
     registered.execute("UPDATE findings SET resolved_at = ? WHERE fingerprint = 'budget-claims'", [resolved])
     dispatcher.tick(resolved + minutes(5))
-    assert mailbox.messages[-1][1]["Subject"] == "[Muster] [RESOLVED:1] claims"
+    assert mailbox.messages[-1][1]["Subject"].startswith("[Muster] [RESOLVED:1] Claims is forecast")
 
 
 def test_smtp_4xx_is_retried_with_backoff_until_it_succeeds(registered, smtp_server, tmp_path, monkeypatch):

@@ -30,22 +30,33 @@ _PLURALS = {
 
 
 def headline(payload: dict[str, Any]) -> str:
-    """`[FIRING:3] 3 unregistered agents appeared in marketing, $412.00 spent`, else the group's labels."""
+    """`[FIRING:3] 3 unregistered agents appeared in Marketing, $412.00 spent`; one alert: its summary;
+    else the group's labels, a department by its registry name."""
     firing = [a for a in payload["alerts"] if a["status"] == "firing"]
     count = len(firing) if payload["status"] == "firing" else len(payload["alerts"])
     return f"[{payload['status'].upper()}:{count}] {_summary(payload, count)}"
 
 
 def _summary(payload: dict[str, Any], count: int) -> str:
+    alerts = payload["alerts"]
+    if len(alerts) == 1 and alerts[0]["annotations"].get("summary"):
+        return alerts[0]["annotations"]["summary"]  # one alert says best what it is about
     common = payload["common_labels"]
     phrase = _PLURALS.get(common.get("rule", ""))
     if not phrase or count < 2 or payload["status"] != "firing":
-        return " ".join(payload["group_labels"].values()) or payload["receiver"]
-    where = f" in {common['department']}" if "department" in common else ""
+        labels = payload["group_labels"]
+        named = [_department(payload, v) if k == "department" else v for k, v in labels.items()]
+        return " ".join(named) or payload["receiver"]
+    where = f" in {_department(payload, common['department'])}" if "department" in common else ""
     spends = [a["annotations"].get("spend_usd") for a in payload["alerts"] if a["status"] == "firing"]
     spent = sum((Decimal(s) for s in spends if s is not None), Decimal(0))
     money = f", ${spent.quantize(Decimal('0.01')):,} spent" if any(s is not None for s in spends) else ""
     return f"{count} {phrase}{where}{money}"
+
+
+def _department(payload: dict[str, Any], department_id: str) -> str:
+    # recorded with the notification; older records have none and say the id
+    return payload.get("department_names", {}).get(department_id, department_id)
 
 
 def slack_message(payload: dict[str, Any], *, channel: str | None = None) -> dict[str, Any]:
@@ -83,7 +94,10 @@ def _line(alert: dict[str, Any]) -> str:
 
 def _context(payload: dict[str, Any]) -> str:
     common = payload["common_labels"]
-    shown = [f"{k}: *{_escape(common[k])}*" for k in ("severity", "category", "department") if k in common]
+    values = {k: common[k] for k in ("severity", "category", "department") if k in common}
+    if "department" in values:
+        values["department"] = _department(payload, values["department"])
+    shown = [f"{k}: *{_escape(v)}*" for k, v in values.items()]
     return " | ".join(shown) or f"receiver: {payload['receiver']}"
 
 
