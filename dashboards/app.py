@@ -18,7 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dashboards import api, ui
 
 PAGES = Path(__file__).parent / "pages"
-LINKED_FINDING = "finding"  # the query parameter alerts link with (alerts.model.alert_url)
+# Query parameters alerts link with: one finding (alerts.model.alert_url), or a notification's
+# group labels (a Slack button: alerts.receivers.slack) of which these narrow the Policy page
+LINKED = ("finding", "rule", "category", "severity")
 
 
 def _page(name: str, title: str, icon: str, url_path: str | None = None, **kwargs: object) -> st.Page:
@@ -44,8 +46,8 @@ def main() -> None:
         _page("signin", "Account", ":material/account_circle:", url_path="account"),
     ]
     current = st.navigation(pages)
-    if st.query_params.get(LINKED_FINDING) and current.url_path != policy.url_path:
-        # An alert's link (`/?finding=<fingerprint>`) opens that finding on the Policy page.
+    if any(st.query_params.get(name) for name in LINKED) and current.url_path != policy.url_path:
+        # An alert's link (`/?finding=<fingerprint>`, `/?rule=…&department=…`) opens the Policy page.
         st.switch_page(policy, query_params=st.query_params.to_dict())
     who = api.who()
     st.sidebar.text(f"Signed in: {who.get('role', '?')}" + _scope(who))

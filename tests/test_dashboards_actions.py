@@ -19,6 +19,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from alerts.model import alert_url
+from alerts.receivers.slack import _dashboard_link
 from dashboards import APP
 from dashboards.text import plain
 from dashboards.ui import money
@@ -313,6 +314,25 @@ def test_an_alert_link_opens_its_finding_on_the_policy_page(seeded, monkeypatch)
     press(at, "Show all findings")
     assert "finding" not in at.query_params
     assert "Linked from an alert" not in [h.value for h in at.subheader]
+
+
+def test_a_slack_buttons_link_opens_the_policy_page_on_its_rule(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    token = admin_token(seeded)
+    found = findings(seeded, token)
+    rule = next(f["rule"] for f in found if f["category"] == "drift")
+    group = {"external_url": "http://dashboards.example:8501", "group_labels": {"rule": rule}}
+    link = urlsplit(_dashboard_link(group))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update(dict(parse_qsl(link.query)))
+    at.run()
+    at.text_input(key="token_input").input(token)
+    press(at, "Sign in")
+    assert [t.value for t in at.title] == ["Policy"]
+    assert at.text_input(key="pol_rule").value == rule
+    shown = table_with(at, "fingerprint")
+    assert set(shown["rule"]) == {rule}
+    assert len(shown) == len(findings(seeded, token, rule=rule, status="active"))
 
 
 def chart_frames(at: AppTest) -> list:

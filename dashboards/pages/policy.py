@@ -37,10 +37,16 @@ COLUMNS = [
 
 def query(filters: ui.Filters) -> dict[str, Any]:
     cols = st.columns(4)
+    # an alert's group labels in the URL preset the filters (the widgets' keys keep later choices)
+    linked = st.query_params
     status = cols[0].selectbox("Status", STATUSES, key="pol_status")
-    category = cols[1].selectbox("Category", CATEGORIES, key="pol_category")
-    severity = cols[2].selectbox("Severity", SEVERITIES, key="pol_severity")
-    rule = cols[3].text_input("Rule", key="pol_rule")
+    category = cols[1].selectbox(
+        "Category", CATEGORIES, index=_index(CATEGORIES, linked.get("category")), key="pol_category"
+    )
+    severity = cols[2].selectbox(
+        "Severity", SEVERITIES, index=_index(SEVERITIES, linked.get("severity")), key="pol_severity"
+    )
+    rule = cols[3].text_input("Rule", value=linked.get("rule", ""), key="pol_rule")
     return {
         "status": status,
         "category": None if category == ui.ALL else category,
@@ -49,6 +55,10 @@ def query(filters: ui.Filters) -> dict[str, Any]:
         "department": filters.department,
         "agent": filters.agent,
     }
+
+
+def _index(options: list[str], value: str | None) -> int:
+    return options.index(value) if value in options else 0
 
 
 def page_of_findings(params: dict[str, Any]) -> dict[str, Any] | None:
