@@ -107,15 +107,16 @@ def _annotations(row: dict[str, Any]) -> dict[str, str]:
     description = _evidence_text(row.get("evidence"))
     if description:
         annotations["description"] = description
-    spend = _evidence_spend(row.get("evidence"))
-    if spend is not None:
-        annotations["spend_usd"] = spend  # what a group's headline adds up
+    for key in ("spend_usd", "spend_days"):  # what a group's headline adds up, and over how long
+        value = _evidence_value(row.get("evidence"), key)
+        if value is not None:
+            annotations[key] = value
     return annotations
 
 
-def _evidence_spend(evidence: str | None) -> str | None:
+def _evidence_value(evidence: str | None, key: str) -> str | None:
     try:
-        value = json.loads(evidence or "{}").get("spend_usd")
+        value = json.loads(evidence or "{}").get(key)
     except (ValueError, AttributeError):
         return None
     return str(value) if value is not None else None

@@ -134,7 +134,9 @@ def test_three_shadow_agents_in_marketing_are_one_slack_message_then_resolved(se
     [message] = slack.received
     header = message["blocks"][0]["text"]["text"]
     assert header.startswith("[FIRING:3] 3 unregistered agents appeared in Marketing Europe, $")
-    spent = Decimal(header.rsplit("$", 1)[1].removesuffix(" spent"))
+    amount, window = header.rsplit("$", 1)[1].split(" spent in the last ")
+    assert window == "30 days"  # the findings' identity window, which the amount is summed over
+    spent = Decimal(amount)
     findings = httpx.get(
         served.api_url + "/api/v1/findings",
         params={"rule": "sprawl.unregistered_agent"},

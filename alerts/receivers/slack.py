@@ -30,7 +30,8 @@ _PLURALS = {
 
 
 def headline(payload: dict[str, Any]) -> str:
-    """`[FIRING:3] 3 unregistered agents appeared in Marketing, $412.00 spent`; one alert: its summary;
+    """`[FIRING:3] 3 unregistered agents appeared in Marketing, $412.00 spent in the last 30 days`; one
+    alert: its summary;
     else the group's labels, a department by its registry name."""
     firing = [a for a in payload["alerts"] if a["status"] == "firing"]
     count = len(firing) if payload["status"] == "firing" else len(payload["alerts"])
@@ -51,6 +52,9 @@ def _summary(payload: dict[str, Any], count: int) -> str:
     spends = [a["annotations"].get("spend_usd") for a in payload["alerts"] if a["status"] == "firing"]
     spent = sum((Decimal(s) for s in spends if s is not None), Decimal(0))
     money = f", ${spent.quantize(Decimal('0.01')):,} spent" if any(s is not None for s in spends) else ""
+    windows = {a["annotations"].get("spend_days") for a in payload["alerts"] if a["status"] == "firing"}
+    if money and len(windows) == 1 and None not in windows:
+        money += f" in the last {windows.pop()} days"
     return f"{count} {phrase}{where}{money}"
 
 

@@ -97,9 +97,10 @@ def _unidentified(row: dict) -> bool:
     return not named and (not service or service.startswith(_DEFAULT_SERVICE))
 
 
-def _activity(row: dict) -> dict:
+def _activity(ctx: DetectionContext, row: dict) -> dict:
     return {
         "spend_usd": money(row["cost_usd"]),
+        "spend_days": ctx.config.identity_window.days,  # the window spend and calls are summed over
         "calls": int(row["model_calls"] or 0),
         "traces": int(row["traces"]),
         "first_seen": timestamp(row["first_seen"]),
@@ -114,7 +115,7 @@ def _activity(row: dict) -> dict:
 def _unmatched(ctx: DetectionContext, identities: pl.DataFrame) -> Iterator[Finding]:
     for row in identities.filter(pl.col("match_status") != "registered").iter_rows(named=True):
         identity = row["observed_identity"] or "(no identity)"
-        evidence = _activity(row)
+        evidence = _activity(ctx, row)
         if row["match_status"] == "ambiguous":
             yield Finding(
                 AMBIGUOUS,
@@ -200,7 +201,7 @@ def _retired_running(ctx: DetectionContext, identities: pl.DataFrame) -> Iterato
                 f"Retired agent {agent.spec.name} is still running (last seen {timestamp(row['last_seen'])})",
                 agent_id=agent.id,
                 department_id=agent.spec.department,
-                evidence=_activity(row) | {"lifecycle": str(agent.spec.lifecycle)},
+                evidence=_activity(ctx, row) | {"lifecycle": str(agent.spec.lifecycle)},
             )
 
 
