@@ -8,7 +8,9 @@ department's findings and alerts only.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import csv
+import io
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -22,7 +24,7 @@ from alerts.model import alert_url
 from alerts.receivers.slack import _dashboard_link
 from dashboards import APP
 from dashboards.text import plain
-from dashboards.ui import money
+from dashboards.ui import DEFAULT_DAYS, money
 from tests.dashboards_seed import admin_token, api, new_token, open_page, seeded_server
 
 
@@ -219,6 +221,28 @@ def test_overview_and_spend_budget_numbers_equal_the_api(app_for, seeded):
         for column in ("actual", "forecast", "amount"):
             assert row[column] == float(Decimal(expected[column])), (row["budget_id"], column)
         assert row["status"] == expected["status"]
+
+
+def test_the_spend_csv_holds_the_apis_figures_for_the_pages_range(app_for, seeded, monkeypatch):
+    stored: list[tuple[bytes | str, str | None]] = []
+    keep = MemoryMediaFileStorage.load_and_get_id
+
+    def recording(self, path_or_data, mimetype, kind, filename=None):
+        stored.append((path_or_data, filename))
+        return keep(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    token = admin_token(seeded)
+    at = app_for("spend", token)
+    at.selectbox(key="spend_by").set_value("model").run()
+    [data] = [data for data, name in stored if name == "spend-by-model.csv"]
+    text = data.decode() if isinstance(data, bytes) else data
+    downloaded = {row["model"]: Decimal(row["cost_usd"]) for row in csv.DictReader(io.StringIO(text))}
+    end = datetime.now(UTC).date()
+    days = {"from": (end - timedelta(days=DEFAULT_DAYS - 1)).isoformat(), "to": end.isoformat()}
+    answer = api(seeded, "GET", "/api/v1/spend", token, params={"by": "model", **days}).json()
+    assert downloaded == {row["model"] or "(none)": Decimal(row["cost_usd"]) for row in answer}
+    assert len(downloaded) > 1
 
 
 def test_the_focus_download_yields_the_api_bytes(app_for, seeded, monkeypatch):

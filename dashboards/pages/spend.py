@@ -84,10 +84,11 @@ def breakdown(filters: ui.Filters) -> None:
         )
     )
     st.altair_chart(chart, width="stretch")
-    ui.paginated(data.rename(columns={"key": by}), f"spend_{by}")
+    named = data.rename(columns={"key": by})
+    ui.paginated(named, f"spend_{by}")
     st.download_button(
         "Download as CSV",
-        data.to_csv(index=False),
+        named.to_csv(index=False),
         file_name=f"spend-by-{by}.csv",
         mime="text/csv",
         key="csv",
