@@ -113,6 +113,7 @@ PRICED_CALL_ROWS_SCHEMA = pa.DataFrameSchema(
         "cost_usd": pa.Column(COST_DTYPE, pa.Check.ge(0), nullable=True),
         "price_source": pa.Column(pl.String, pa.Check.isin([str(source) for source in PriceSource])),
         "reported_cost_mismatch": pa.Column(pl.Boolean, nullable=False),
+        "environment": pa.Column(pl.String, nullable=True),  # null when the span named none
     },
     checks=[
         pa.Check(_cost_matches_source, name="cost present exactly when priced"),
@@ -199,7 +200,7 @@ def overrides_from(path: Path) -> PriceOverrides:
     return load_overrides(path) if path.exists() else PriceOverrides()
 
 
-DERIVATION_VERSION = "2"
+DERIVATION_VERSION = "3"  # 3: priced calls carry their environment
 """Part of the inputs digest: bump it when what the job derives changes (a new column, a new rule),
 so that the next run re-derives history instead of leaving old traces as they were computed."""
 
@@ -449,8 +450,16 @@ def _priced_call_rows(
         "price_source",
         "unpriced_reason",
         "reported_cost_mismatch",
+        _environment(attributed),
     )
     return checked(PRICED_CALL_ROWS_SCHEMA, rows)
+
+
+def _environment(calls: pl.DataFrame) -> pl.Expr:
+    """The call span's own deployment environment: a column read, null when the frame has none."""
+    if "environment" in calls.columns:
+        return pl.col("environment").cast(pl.String)
+    return pl.lit(None, dtype=pl.String).alias("environment")
 
 
 _TOKEN_COLUMNS = (

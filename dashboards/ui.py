@@ -48,8 +48,8 @@ class Filters:
 
 
 def narrowing(found: Filters) -> dict[str, str]:
-    """The department and agent filters as the spend API's parameters (unset ones left out)."""
-    wanted = {"department": found.department, "agent": found.agent}
+    """The department, agent and environment filters as the spend API's parameters (unset ones left out)."""
+    wanted = {"department": found.department, "agent": found.agent, "environment": found.environment}
     return {key: value for key, value in wanted.items() if value}
 
 
@@ -182,15 +182,6 @@ def budgets_not_evaluated(answer: dict[str, Any] | None, department: str | None)
                 f"Budget {plain(row['budget_id'])} ({plain(row['amount'])} {plain(row['currency'])},"
                 f" {plain(row['period'])}) is not evaluated: {plain(row['reason'])}"
             )
-
-
-def environment_not_applied(found: Filters) -> None:
-    """Say so when the environment filter is set: priced calls do not record their environment."""
-    if found.environment:
-        st.caption(
-            f"Spend covers every environment: the environment filter ({plain(found.environment)}) "
-            "narrows Inventory and Traces only."
-        )
 
 
 def not_signed_in() -> bool:

@@ -28,6 +28,7 @@ class SpendBy(StrEnum):
     provider = "provider"
     cost_centre = "cost_centre"
     day = "day"
+    environment = "environment"
 
 
 @jobs.command("run")
@@ -88,12 +89,25 @@ def spend(
     end: Annotated[
         str | None, typer.Option("--to", help="Last UTC day included, YYYY-MM-DD.", show_default=False)
     ] = None,
+    environment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--environment",
+            help="Only spend in this deployment environment; repeat it for several.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Spend in USD by department, agent, model, provider, cost centre or day, with calls and tokens."""
+    """Spend in USD, calls and tokens by department, agent, model, provider, cost centre, day, environment."""
     start_day, end_day = _day(start, "--from"), _day(end, "--to")
     with muster_session() as muster:
-        rows = muster.get("/api/v1/spend", by=by.value, **{"from": start_day, "to": end_day})
+        rows = muster.get(
+            "/api/v1/spend",
+            by=by.value,
+            environment=environment or None,
+            **{"from": start_day, "to": end_day},
+        )
     emit(rows, as_json, lambda _: _print_spend(rows, by.value))
 
 

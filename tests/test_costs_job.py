@@ -273,6 +273,78 @@ def test_a_finance_token_of_one_department_sees_only_its_spend(costed):
     assert refused.status_code == 403
 
 
+CLAIMS_TRIAGE_STAGING = (
+    {
+        "service.namespace": "claims",
+        "service.name": "triage-api-staging",
+        "deployment.environment.name": "staging",
+    },
+    "ClaimsTriage",
+)
+
+
+def environment_of(sent: Sent) -> str | None:
+    """The environment the trace's resource names, read from the request as sent."""
+    for attribute in sent.request.resource_spans[0].resource.attributes:
+        if attribute.key == "deployment.environment.name":
+            return attribute.value.string_value
+    return None
+
+
+def expected_by(traces: list[Sent], key) -> dict:
+    totals: dict = {}
+    for sent in traces:
+        totals[key(sent)] = totals.get(key(sent), Decimal(0)) + expected_cost(sent)
+    return totals
+
+
+def spend_in(server, environments: list[str], by: str = "department", token: str | None = None) -> dict:
+    headers = bearer(token) if token else admin_headers(server)
+    params = [("by", by), *(("environment", name) for name in environments)]
+    response = httpx.get(server.api_url + "/api/v1/spend", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    return {row[by]: Decimal(row["cost_usd"]) for row in response.json()}
+
+
+def test_spend_by_and_in_an_environment_equals_the_sum_of_independently_priced_calls(costed):
+    traces = send_fleet(costed)
+    staging = [
+        agent_trace(CLAIMS_TRIAGE_STAGING, [Call("gpt-4o", 3000, 400), Call("gpt-4o-mini", 80, 8)]),
+        agent_trace(CLAIMS_TRIAGE_STAGING, [Call("gpt-4o-mini", 20_000, 900)]),
+    ]
+    for sent in staging:
+        send(costed, sent)
+    every = [*traces, *staging]
+    run_job(costed)
+    by_environment = expected_by(every, environment_of)
+    assert set(by_environment) == {"production", "staging", None}  # the unregistered agent names none
+    assert spend(costed, "environment") == by_environment
+    for environment in ("production", "staging"):
+        chosen = [sent for sent in every if environment_of(sent) == environment]
+        assert spend_in(costed, [environment]) == expected_by_department(chosen), environment
+    both = [sent for sent in every if environment_of(sent) is not None]
+    assert spend_in(costed, ["staging", "production"]) == expected_by_department(both)
+    assert spend_in(costed, ["nowhere"]) == {}
+    # the CLI asks the same: by environment, and narrowed to one
+    data_dir = costed.server.settings.data_dir
+    answer = cli(data_dir, "spend", "--by", "environment", "--json")
+    assert answer.exit_code == 0, answer.output
+    assert {r["environment"]: Decimal(r["cost_usd"]) for r in json.loads(answer.output)} == by_environment
+    answer = cli(data_dir, "spend", "--by", "agent", "--environment", "staging", "--json")
+    assert answer.exit_code == 0, answer.output
+    rows = json.loads(answer.output)
+    assert [(r["agent"], Decimal(r["cost_usd"])) for r in rows] == [
+        ("claims-triage", by_environment["staging"])
+    ]
+    assert sum(r["calls"] for r in rows) == 3
+    # an environment only narrows a scoped token's view, never widens it
+    underwriting = new_token(costed, "finance", department_id="underwriting")
+    assert spend_in(costed, ["staging"], token=underwriting) == {}
+    assert spend_in(costed, ["production"], token=underwriting) == expected_by_department(
+        [sent for sent in traces if sent.agent == "SubmissionIntake"]
+    )
+
+
 def test_a_failing_run_leaves_the_previous_results_and_says_why(costed, tmp_path):
     traces = send_fleet(costed)
     run_job(costed)

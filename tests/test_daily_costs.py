@@ -13,6 +13,7 @@ from analytics.jobs import run_cost_job
 from tests.otlp_builders import trace_request
 from tests.test_costs_job import (
     CLAIMS_TRIAGE,
+    CLAIMS_TRIAGE_STAGING,
     SUBMISSION_INTAKE,
     UNREGISTERED,
     Call,
@@ -27,12 +28,12 @@ from warehouse import cost_store, detection_store
 
 DAY_NS = 86_400 * 10**9
 
-# What daily_costs must hold: priced_calls summed by its key.
+# What daily_costs must hold: priced_calls summed by its key (environment, added by 011, comes last).
 SUMMED_CALLS = """
 SELECT day, agent_id, match_status, observed_identity, department_id, cost_centre, provider, model,
        sum(cost_usd), count(*), count(*) FILTER (WHERE cost_usd IS NULL),
        coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cache_read_tokens), 0),
-       coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0)
+       coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0), environment
 FROM priced_calls GROUP BY ALL ORDER BY ALL
 """
 # daily_spend as it was computed from the calls before daily_costs existed.
@@ -67,6 +68,8 @@ def assert_daily_costs_match(server) -> None:
     stored = server.query("SELECT * FROM daily_costs ORDER BY ALL")
     assert stored == server.query(SUMMED_CALLS)
     assert stored, "no calls were summed"
+    environments = server.query("SELECT DISTINCT environment FROM daily_costs ORDER BY ALL")
+    assert environments == [("production",), ("staging",), (None,)], "one environment only proves little"
 
 
 def run(server, **options):
@@ -80,6 +83,8 @@ def test_daily_costs_equal_the_calls_they_sum_through_every_kind_of_run(costed, 
     send(costed, old)
     send(costed, days_ago(agent_trace(UNREGISTERED, [Call("gpt-4o", 10, 1)]), 9))
     send(costed, days_ago(agent_trace(CLAIMS_TRIAGE, [Call("not-a-model-anyone-prices", 10, 1)]), 1))
+    # the same agent on the same day in another environment: a daily row of its own
+    send(costed, days_ago(agent_trace(CLAIMS_TRIAGE_STAGING, [Call("gpt-4o", 300, 30)]), 2.5))
     run(costed)
     assert_daily_costs_match(costed)
     assert costed.query("SELECT count(*) FROM daily_costs WHERE cost_usd IS NULL") == [(1,)]
@@ -95,14 +100,14 @@ def test_daily_costs_equal_the_calls_they_sum_through_every_kind_of_run(costed, 
     assert (again.full, again.traces, again.spans, again.calls) == (False, 1, 4, 3)
     assert_daily_costs_match(costed)
     assert costed.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM priced_calls") == [
-        (12, 12)
+        (13, 13)
     ]
 
     send(costed, old)  # a retried export of the whole trace
     run(costed)
     assert_daily_costs_match(costed)
     full = run(costed, full=True, batch_spans=4)
-    assert full.calls == 12
+    assert full.calls == 13
     assert_daily_costs_match(costed)
 
     (tmp_path / "prices.yaml").write_text("discount_percent:\n  openai: 50\n")
@@ -125,6 +130,7 @@ def test_spend_and_daily_spend_read_from_daily_costs_equal_the_sums_of_calls(cos
     send(costed, days_ago(agent_trace(SUBMISSION_INTAKE, [Call("gpt-4o", 900, 90)]), 2.5))
     send(costed, days_ago(agent_trace(CLAIMS_TRIAGE, [Call("gpt-4o-mini", 70, 7)]), 2.6))
     send(costed, days_ago(agent_trace(UNREGISTERED, [Call("not-a-model-anyone-prices", 10, 1)]), 3))
+    send(costed, days_ago(agent_trace(CLAIMS_TRIAGE_STAGING, [Call("gpt-4o", 300, 30)]), 2.6))
     run(costed)
     now = datetime.now(UTC).replace(tzinfo=None)
     midnight = datetime.combine((now - timedelta(days=3)).date(), datetime.min.time())
@@ -140,7 +146,14 @@ def test_spend_and_daily_spend_read_from_daily_costs_equal_the_sums_of_calls(cos
             assert read.schema == expected.schema
             assert read.rows() == expected.rows(), since
         for by, key in cost_store.SPEND_DIMENSIONS.items():
-            for scope in ({}, {"department_ids": ["claims"]}, {"agent_ids": ["claims-triage"]}):
+            for scope in (
+                {},
+                {"department_ids": ["claims"]},
+                {"agent_ids": ["claims-triage"]},
+                {"environments": ["staging"]},
+                {"environments": ["production", "staging"], "department_ids": ["claims"]},
+                {"environments": []},
+            ):
                 start = (now - timedelta(days=2)).date()
                 read = cost_store.spend_by(cur, by=by, start=start, **scope)
                 expected = summed_calls(cur, key, start, scope)
@@ -158,7 +171,13 @@ def summed_calls(cur, key: str, start, scope: dict) -> list[dict]:
             WHERE day >= $start
               AND ($departments::VARCHAR[] IS NULL OR list_contains($departments::VARCHAR[], department_id))
               AND ($agents::VARCHAR[] IS NULL OR list_contains($agents::VARCHAR[], agent_id))
+              AND ($environments::VARCHAR[] IS NULL OR list_contains($environments::VARCHAR[], environment))
             GROUP BY ALL ORDER BY 2 DESC NULLS LAST, key NULLS LAST""",
-        {"start": start, "departments": scope.get("department_ids"), "agents": scope.get("agent_ids")},
+        {
+            "start": start,
+            "departments": scope.get("department_ids"),
+            "agents": scope.get("agent_ids"),
+            "environments": scope.get("environments"),
+        },
     ).fetchall()
     return [cost_store._spend_row("key", row) for row in rows]

@@ -246,8 +246,35 @@ def test_the_department_and_environment_filters_narrow_traces(seeded, monkeypatc
         seeded, "GET", "/api/v1/traces", token, params={"limit": 1, "environment": environments[0], **window}
     ).json()
     assert int(metric(at, "Traces")) == expected["total"]
-    at = open_with_filters(seeded, "spend", token, env=environments[0], **days())
-    assert any("Spend covers every environment" in c.value for c in at.caption)
+
+
+def test_the_environment_filter_narrows_spend_and_the_overview(seeded, monkeypatch):
+    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    token = admin_token(seeded)
+    window = days()
+    rows = api(seeded, "GET", "/api/v1/spend", token, params={"by": "environment", **window}).json()
+    spent = {r["environment"]: Decimal(r["cost_usd"]) for r in rows}
+    total = sum(spent.values())
+    chosen = sorted(name for name, cost in spent.items() if name is not None and 0 < cost < total)[0]
+    # the priced calls of the spans that ran there, summed apart from the daily sums the API reads
+    independent = seeded.query(
+        "SELECT sum(c.cost_usd) FROM priced_calls c JOIN spans s USING (trace_id, span_id)"
+        " WHERE s.environment = ? AND c.day BETWEEN ?::DATE AND ?::DATE",
+        [chosen, window["from"], window["to"]],
+    )[0][0]
+    assert spent[chosen] == independent
+    at = open_with_filters(seeded, "spend", token, env=chosen, **window)
+    assert metric(at, "Total spend (USD)") == money(spent[chosen]) != money(total)
+    assert not any("every environment" in c.value for c in at.caption)
+    at.selectbox(key="spend_by").select("environment").run()
+    table = at.dataframe[0].value
+    assert list(table["environment"]) == [chosen]
+    at = open_with_filters(seeded, "overview", token, env=chosen, **window)
+    today = datetime.now(UTC).date()
+    month = {"from": today.replace(day=1).isoformat(), "to": today.isoformat(), "environment": chosen}
+    in_month = api(seeded, "GET", "/api/v1/spend", token, params={"by": "department", **month}).json()
+    assert metric(at, "Spend this month (USD)") == money(sum(Decimal(r["cost_usd"]) for r in in_month))
+    assert any("the forecast and the budgets cover every environment" in c.value for c in at.caption)
 
 
 def test_unit_costs_per_call_token_and_conversation_equal_the_api(app_for, seeded):

@@ -911,7 +911,7 @@ def test_migration_decides_stored_spans_as_the_collector_does(tmp_path):
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
     old = table.drop_columns(["content_captured", "resource_attributes"])  # noqa: F841 - read by DuckDB
     con.execute("INSERT INTO spans BY NAME SELECT *, now() AS received_at, 1 AS ingest_seq FROM old")
-    assert migrate(con) == ["010_content_captured.sql"]
+    assert migrate(con)[0] == "010_content_captured.sql"
     migrated = [
         row[0] for row in con.execute("SELECT content_captured FROM spans ORDER BY span_id").fetchall()
     ]

@@ -87,6 +87,7 @@ PRICED_CALL_COLUMNS = (
     "price_source",
     "unpriced_reason",
     "reported_cost_mismatch",
+    "environment",  # 011: the call span's deployment environment
 )
 
 # The columns of trace_agents, in table order but for computed_at: the frame given to
@@ -325,6 +326,7 @@ _DAILY_KEYS = (
     "cost_centre",
     "provider",
     "model",
+    "environment",
 )
 _DAILY_TOKENS = (
     "input_tokens",
@@ -509,6 +511,7 @@ SPEND_DIMENSIONS = {
     "provider": "provider",
     "cost_centre": "cost_centre",
     "day": "day",
+    "environment": "environment",
 }
 """What spend can be grouped by → the constant SQL expression of its key."""
 
@@ -527,6 +530,7 @@ WHERE ($start::DATE IS NULL OR day >= $start::DATE)
   AND ($end::DATE IS NULL OR day <= $end::DATE)
   AND ($departments::VARCHAR[] IS NULL OR list_contains($departments::VARCHAR[], department_id))
   AND ($agents::VARCHAR[] IS NULL OR list_contains($agents::VARCHAR[], agent_id))
+  AND ($environments::VARCHAR[] IS NULL OR list_contains($environments::VARCHAR[], environment))
 GROUP BY ALL
 ORDER BY cost_usd DESC NULLS LAST, key NULLS LAST
 """
@@ -551,10 +555,12 @@ def spend_by(
     end: date | None = None,
     department_ids: Collection[str] | None = None,
     agent_ids: Collection[str] | None = None,
+    environments: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Spend per `by` (a key of SPEND_DIMENSIONS) over the UTC days `start`..`end`, both included.
 
-    Confined to these departments and agents (None: all; empty: none). Each row: `by`'s value
+    Confined to these departments, agents and deployment environments (None: all; empty: none;
+    calls whose span named no environment are in no environment's). Each row: `by`'s value
     (None for calls with no department, cost centre…), `cost_usd` as an exact Decimal string
     ("0" when only unpriced calls), `calls`, `unpriced_calls` and the token sums. Highest spend first.
     """
@@ -565,6 +571,7 @@ def spend_by(
         "end": end,
         "departments": None if department_ids is None else sorted(department_ids),
         "agents": None if agent_ids is None else sorted(agent_ids),
+        "environments": None if environments is None else sorted(environments),
     }
     rows = cur.execute(_SPEND[by], params).fetchall()
     return [_spend_row(by, row) for row in rows]

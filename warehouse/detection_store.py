@@ -124,11 +124,13 @@ def telemetry_start(cur: Cursor) -> datetime | None:
 
 
 # Whole days come from the daily sums the cost job keeps; the day `since` falls in, unless it begins
-# there, from its priced calls after `since`.
+# there, from its priced calls after `since`. daily_costs is also keyed by environment, which budgets
+# and anomalies are not kept on: its rows are summed over it, one row per day and dimension.
 _DAILY_SPEND = """
 SELECT day, agent_id, match_status, observed_identity, department_id, cost_centre, provider, model,
-       cost_usd AS spend, calls - unpriced_calls AS calls
+       sum(cost_usd) AS spend, sum(calls - unpriced_calls)::BIGINT AS calls
 FROM daily_costs WHERE day::TIMESTAMP >= $since AND calls > unpriced_calls
+GROUP BY ALL
 UNION ALL
 SELECT day, agent_id, match_status, observed_identity, department_id, cost_centre, provider, model,
        sum(cost_usd) AS spend, count(*) AS calls

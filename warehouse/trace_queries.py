@@ -235,6 +235,7 @@ SELECT count(DISTINCT trace_id), count(DISTINCT conv) FROM (
     FROM trace_agents
     WHERE ($start::DATE IS NULL OR day >= $start::DATE) AND ($end::DATE IS NULL OR day <= $end::DATE)
       AND {_IN_SCOPE}
+      AND ($environments::VARCHAR[] IS NULL OR list_contains($environments::VARCHAR[], environment))
 )
 """  # noqa: S608 - composed of constant SQL only
 
@@ -246,17 +247,20 @@ def run_counts(
     end: date | None = None,
     department_ids: Collection[str] | None = None,
     agent_ids: Collection[str] | None = None,
+    environments: Collection[str] | None = None,
 ) -> dict[str, int]:
     """How many traces (agent runs) and distinct conversations agents of the scope took part in.
 
     Over the UTC days `start`..`end` (both included) by the day each agent was first seen in the
-    trace: the denominators of the unit costs per run and per conversation.
+    trace: the denominators of the unit costs per run and per conversation. `environments` narrows
+    to the agents that ran in one of them (None: all), as spend by environment is narrowed.
     """
     params = {
         "start": start,
         "end": end,
         "departments": _listed(department_ids),
         "agents": _listed(agent_ids),
+        "environments": _listed(environments),
     }
     traces, conversations = cur.execute(_RUNS, params).fetchall()[0]
     return {"traces": int(traces), "conversations": int(conversations)}

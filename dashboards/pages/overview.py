@@ -8,6 +8,7 @@ import altair as alt
 import streamlit as st
 
 from dashboards import api, ui
+from dashboards.text import plain
 
 SEVERITIES = ("critical", "warning", "info")
 
@@ -78,7 +79,6 @@ def spend_trend(filters: ui.Filters) -> None:
 
 filters = ui.filters()
 st.title("Overview")
-ui.environment_not_applied(filters)
 top = st.columns(3)
 spent = month_spend(filters)
 if spent is not None:
@@ -92,6 +92,12 @@ if budgets is not None:
     over = sum(1 for b in rows if b.get("status") == "over")
     top[2].metric(
         "Budgets over / warning", f"{over} / {sum(1 for b in rows if b.get('status') == 'warning')}"
+    )
+if filters.environment:
+    # budgets and forecasts are kept per department and agent, not per environment
+    st.caption(
+        f"Spend is narrowed to the environment {plain(filters.environment)}; "
+        "the forecast and the budgets cover every environment."
     )
 
 st.subheader("Agents")

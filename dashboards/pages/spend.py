@@ -1,4 +1,4 @@
-"""Spend (finance): by department, cost centre, agent, model and provider, over time; budget
+"""Spend (finance): by department, cost centre, agent, model, provider and environment, over time; budget
 burn-down with forecast and thresholds; top movers; unit costs; CSV and FOCUS downloads."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ DIMENSIONS = {
     "agent": "Agent",
     "model": "Model",
     "provider": "Provider",
+    "environment": "Environment",
 }
 
 
@@ -284,7 +285,6 @@ def focus_download() -> None:
 
 filters = ui.filters()
 st.title("Spend")
-ui.environment_not_applied(filters)
 headline(filters)
 st.subheader("Breakdown")
 breakdown(filters)

@@ -23,7 +23,8 @@ from warehouse import cost_store, trace_queries
 
 router = APIRouter(prefix="/api/v1", tags=["costs"])
 
-SpendDimension = Literal["department", "agent", "model", "provider", "cost_centre", "day"]
+SpendDimension = Literal["department", "agent", "model", "provider", "cost_centre", "day", "environment"]
+_ENVIRONMENT = "Only spend in this deployment environment; repeat it for several. Never widens your scope."
 
 
 @router.post("/jobs/run")
@@ -59,14 +60,15 @@ def spend(
     end: date | None = Query(None, alias="to", description="Last UTC day included (YYYY-MM-DD)."),
     department: str | None = Query(None, description="Only this department's spend (within your scope)."),
     agent: str | None = Query(None, description="Only this registered agent's spend (within your scope)."),
+    environment: list[str] | None = Query(None, description=_ENVIRONMENT),
     who: Principal = Depends(reader),
     cur: duckdb.DuckDBPyConnection = Depends(cursor),
 ) -> list[dict[str, Any]]:
-    """Spend per department, agent, model, provider, cost centre or day, inside your scope.
+    """Spend per department, agent, model, provider, cost centre, day or environment, inside your scope.
 
     Costs are exact USD decimals as strings; `unpriced_calls` counts calls no price was found for
-    (never counted as $0 silently). `department` and `agent` narrow it, so one agent's spend can be
-    had by day or by model; they never widen a scoped token's view.
+    (never counted as $0 silently). `department`, `agent` and `environment` narrow it, so one
+    agent's spend can be had by day or by model; they never widen a scoped token's view.
     """
     if start and end and start > end:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"from ({start}) is after to ({end})")
@@ -77,6 +79,7 @@ def spend(
         end=end,
         department_ids=narrowed(department_filter(who), department),
         agent_ids=narrowed(agent_filter(who), agent),
+        environments=environment,
     )
 
 
@@ -86,6 +89,9 @@ def spend_runs(
     end: date | None = Query(None, alias="to", description="Last UTC day included (YYYY-MM-DD)."),
     department: str | None = Query(None, description="Only this department (within your scope)."),
     agent: str | None = Query(None, description="Only this registered agent (within your scope)."),
+    environment: list[str] | None = Query(
+        None, description="Only agent runs in this environment; repeatable."
+    ),
     who: Principal = Depends(reader),
     cur: duckdb.DuckDBPyConnection = Depends(cursor),
 ) -> dict[str, int]:
@@ -98,4 +104,5 @@ def spend_runs(
         end=end,
         department_ids=narrowed(department_filter(who), department),
         agent_ids=narrowed(agent_filter(who), agent),
+        environments=environment,
     )
