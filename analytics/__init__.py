@@ -11,6 +11,7 @@ The stages are pure functions over Polars frames, each with its own module:
     findings     Finding, Rule: a rule's verdict on a subject, and its fingerprint
     rules        RULES, detect: the detection rules (sprawl, drift, spend, hygiene) over a context
     activity     trace_agents: per (trace, owning identity), what the agent did, used and cost
+    inventory    live_inventory: observed identities against the registry as it is now
 
 Jobs read and write the warehouse through `warehouse.cost_store` and run the stages:
 
@@ -39,6 +40,7 @@ from analytics.budgets import budget_statuses
 from analytics.findings import Finding, Rule
 from analytics.findings_job import FindingsResult, run_findings_job
 from analytics.forecast import FORECAST_COLUMNS, budget_status, month_end_forecast
+from analytics.inventory import live_inventory
 from analytics.jobs import (
     PRICED_CALL_ROWS_SCHEMA,
     SPANS_SCHEMA,
@@ -99,6 +101,7 @@ __all__: list[str] = [
     "catalogue_provider_id",
     "daily_anomalies",
     "daily_baseline",
+    "live_inventory",
     "load_overrides",
     "model_calls",
     "month_end_forecast",

@@ -2,10 +2,11 @@
 
 Retention (deleting raw telemetry and cost facts past their days) runs on the same thread, hourly.
 One thread runs the jobs on a schedule; `run_now` runs it from the caller's thread (an API
-request). A lock keeps two runs from overlapping, so an on-demand run waits for a scheduled one
-and then finds only what is newer. Every run takes a fresh cursor of its own, as DuckDB asks of
-threads, and re-reads the registry and the price overrides file, so edits to either apply
-without a restart.
+request); `run_soon` asks for a run without waiting for it: the schedule's thread runs it at once,
+or, when there is no schedule, a thread started for it. A lock keeps two runs from overlapping, so
+an on-demand run waits for a scheduled one and then finds only what is newer. Every run takes a
+fresh cursor of its own, as DuckDB asks of threads, and re-reads the registry and the price
+overrides file, so edits to either apply without a restart.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -62,6 +63,11 @@ class JobScheduler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # runs asked for by run_soon: requests made while one waits or runs fold into the next run
+        self._soon = threading.Event()
+        self._soon_full = False
+        self._soon_lock = threading.Lock()
+        self._soon_thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self._interval <= 0:
@@ -72,10 +78,48 @@ class JobScheduler:
 
     def shutdown(self) -> None:
         """Stop the schedule; a run in progress finishes first (it is one transaction either way)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        with self._soon_lock:
+            self._stop.set()
+            self._soon.set()  # wakes the schedule's thread out of its wait
+            on_demand, self._soon_thread = self._soon_thread, None
+        for thread in (self._thread, on_demand):
+            if thread is not None:
+                thread.join()
+        self._thread = None
+
+    def run_soon(self, *, full: bool = False) -> None:
+        """Start a cost job run without waiting for it; what it did is in `job_state` afterwards.
+
+        On a schedule, the schedule's thread runs it at once (then waits its interval again);
+        without one, a thread of its own does. Asked again while a run waits or goes on, the
+        requests become one more run after it, so nothing asked for is missed and none piles up.
+        """
+        with self._soon_lock:
+            if self._stop.is_set():
+                return
+            self._soon_full = self._soon_full or full
+            self._soon.set()
+            if self._thread is None and self._soon_thread is None:
+                self._soon_thread = threading.Thread(
+                    target=self._run_asked, name="muster-jobs-now", daemon=True
+                )
+                self._soon_thread.start()
+
+    def _take_request(self) -> bool:
+        """Whether the run asked for (if any) should be a full one; the request is then forgotten."""
+        with self._soon_lock:
+            full, self._soon_full = self._soon_full, False
+            if not self._stop.is_set():  # the wake-up that stops the schedule must stay
+                self._soon.clear()
+            return full
+
+    def _run_asked(self) -> None:
+        while True:
+            with self._soon_lock:  # decided under the lock, so run_soon never finds a thread leaving
+                if not self._soon.is_set() or self._stop.is_set():
+                    self._soon_thread = None
+                    return
+            self._logged(self.run_now, full=self._take_request())
 
     def run_now(self, *, full: bool = False, progress: ProgressCallback | None = None) -> JobResult:
         """Run the cost job now, after any run in progress; raises what the job raised.
@@ -110,10 +154,19 @@ class JobScheduler:
                 log.info("retention deleted %s", ", ".join(f"{n:,} {t}" for t, n in deleted.items() if n))
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        while True:
+            self._soon.wait(self._interval)  # the interval, or less when a run is asked for
+            if self._stop.is_set():
+                return
+            full = self._take_request()
             # findings read what the cost job wrote; retention runs last, off the critical path
-            for job in (self.run_now, self.run_findings_now, self._retention_if_due):
-                try:
-                    job()
-                except Exception:  # already recorded in job_state; the next tick retries
-                    log.debug("scheduled %s failed", job.__name__, exc_info=True)
+            self._logged(self.run_now, full=full)
+            self._logged(self.run_findings_now)
+            self._logged(self._retention_if_due)
+
+    @staticmethod
+    def _logged(job: Callable[..., object], **kwargs: bool) -> None:
+        try:
+            job(**kwargs)
+        except Exception:  # already recorded in job_state; the next tick retries
+            log.debug("%s failed", job.__name__, exc_info=True)

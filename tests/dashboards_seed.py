@@ -7,6 +7,7 @@ registered and unregistered agents, several departments, and spend over time.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -53,6 +54,17 @@ def run_jobs(server: RunningServer) -> dict:
     return response.json()
 
 
+def job_run_after(server: RunningServer, before: list[dict], *, deadline_s: float = 180) -> dict:
+    """The cost job's state once a run has ended since `before` (GET /api/v1/jobs), polling for it."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        state = api(server, "GET", "/api/v1/jobs").json()
+        if state and state != before:
+            return state[0]
+        assert time.monotonic() < deadline, "no cost job run ended"
+        time.sleep(0.1)
+
+
 def api(server: RunningServer, method: str, path: str, token: str | None = None, **kwargs) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else admin_headers(server)
     return httpx.request(method, server.api_url + path, headers=headers, timeout=60, **kwargs)
@@ -62,7 +74,7 @@ def admin_token(server: RunningServer) -> str:
     return admin_headers(server)["Authorization"].removeprefix("Bearer ")
 
 
-__all__ = ["REGISTRY", "admin_token", "api", "new_token", "seeded_server"]
+__all__ = ["REGISTRY", "admin_token", "api", "job_run_after", "new_token", "seeded_server"]
 
 
 def open_page(server: RunningServer, page: str, token: str) -> AppTest:

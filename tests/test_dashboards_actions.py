@@ -9,12 +9,14 @@ department's findings and alerts only.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import streamlit as st
 import yaml
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
@@ -25,7 +27,16 @@ from alerts.receivers.slack import _dashboard_link
 from dashboards import APP
 from dashboards.text import plain
 from dashboards.ui import DEFAULT_DAYS, money
-from tests.dashboards_seed import admin_token, api, new_token, open_page, seeded_server
+from tests.dashboards_seed import (
+    admin_token,
+    api,
+    apply_registry,
+    job_run_after,
+    new_token,
+    open_page,
+    run_jobs,
+    seeded_server,
+)
 
 
 @pytest.fixture(scope="module")
@@ -458,6 +469,39 @@ def test_linking_an_unregistered_identity_to_an_agent_moves_it_to_that_agent(app
     assert agent["spec"]["match"][: len(before["spec"]["match"])] == before["spec"]["match"]
     api(seeded, "PUT", "/api/v1/agents/contract-review", token, json=before)  # as it was, for other tests
     api(seeded, "POST", "/api/v1/jobs/run", token, params={"full": "true"})
+
+
+def test_registering_on_the_inventory_page_answers_at_once_and_the_run_follows(app_for, seeded):
+    token = admin_token(seeded)
+    target = next(
+        r
+        for r in api(seeded, "GET", "/api/v1/inventory", token).json()
+        if r["match_status"] == "unregistered" and "service=" in r["observed_identity"]
+    )
+    identity = target["observed_identity"]
+    st.cache_data.clear()  # reads cached by pages of earlier tests, before their registry was restored
+    try:
+        # the scheduler's lock held: no cost job can run, so a page that waited for one would hang
+        with seeded.server.jobs._lock:
+            before = api(seeded, "GET", "/api/v1/jobs", token).json()
+            at = app_for("inventory", token)
+            at.selectbox(key="inv_identity_0").set_value(identity).run()
+            key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+            at.text_input(key=f"reg_owner_{key}").input("page.owner@example.com")
+            press(at, "Register agent")
+            assert not at.error, [e.value for e in at.error]
+            assert any("Registered" in s.value and "spend moves to it" in s.value for s in at.success)
+            assert api(seeded, "GET", "/api/v1/jobs", token).json() == before  # no run has ended
+            rows = {r["observed_identity"]: r for r in api(seeded, "GET", "/api/v1/inventory", token).json()}
+            assert (rows[identity]["match_status"], rows[identity]["spend_pending"]) == ("registered", True)
+            assert identity not in at.selectbox(key="inv_identity_1").options
+        assert job_run_after(seeded, before)["last_error"] is None  # the run the page asked for
+        rows = {r["observed_identity"]: r for r in api(seeded, "GET", "/api/v1/inventory", token).json()}
+        assert rows[identity]["spend_pending"] is False
+        assert rows[identity]["attributed_agent_id"] == rows[identity]["agent_id"]
+    finally:  # the registry and spend as they were, for other tests
+        apply_registry(seeded)
+        run_jobs(seeded)
 
 
 def test_overview_counts_open_findings_by_severity_as_the_api(app_for, seeded):

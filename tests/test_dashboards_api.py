@@ -8,7 +8,7 @@ import pytest
 
 from dashboards import prefill
 from registry import parse_entity
-from tests.dashboards_seed import api, new_token, seeded_server
+from tests.dashboards_seed import api, apply_registry, job_run_after, new_token, run_jobs, seeded_server
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +103,72 @@ def test_prefill_parses_identities_and_makes_a_valid_agent():
     assert linked["spec"]["match"][-1] == {"agentName": "Triage, Bot"}
     assert prefill.linked(linked, IDENTITY, by="agent_name") == linked
     assert prefill.parse_identity("(no identity)") == {} and prefill.selector_kinds("(no identity)") == []
+
+
+def test_an_agent_registered_through_the_api_is_registered_in_the_inventory_before_any_job_run(seeded):
+    inventory = api(seeded, "GET", "/api/v1/inventory").json()
+    assert not any(r["spend_pending"] for r in inventory)  # the job's verdicts and the registry agree
+    target = next(
+        r for r in inventory if r["match_status"] == "unregistered" and "service=" in r["observed_identity"]
+    )
+    identity = target["observed_identity"]
+    jobs_before = api(seeded, "GET", "/api/v1/jobs").json()
+    document = prefill.agent_document(
+        identity,
+        agent_id="live-shadow",
+        name="Live Shadow",
+        owner="o@example.com",
+        department="legal",
+        lifecycle="pilot",
+    )
+    assert api(seeded, "PUT", "/api/v1/agents/live-shadow", json=document).status_code == 200
+    try:
+        row = {r["observed_identity"]: r for r in api(seeded, "GET", "/api/v1/inventory").json()}[identity]
+        assert (row["match_status"], row["agent_id"], row["department_id"]) == (
+            "registered",
+            "live-shadow",
+            "legal",
+        )
+        assert (row["agent_name"], row["owner"], row["lifecycle"]) == (
+            "Live Shadow",
+            "o@example.com",
+            "pilot",
+        )
+        # spend stays where the job put it, and the row says so, until the next run
+        assert (row["calls"], row["cost_usd"]) == (target["calls"], target["cost_usd"])
+        assert (row["spend_pending"], row["attributed_status"], row["attributed_agent_id"]) == (
+            True,
+            "unregistered",
+            None,
+        )
+        assert api(seeded, "GET", "/api/v1/jobs").json() == jobs_before  # no job ran
+        # the live verdict scopes too: the department's token sees it, another department's does not
+        legal = api(
+            seeded, "GET", "/api/v1/inventory", new_token(seeded, "finance", department_id="legal")
+        ).json()
+        assert identity in {r["observed_identity"] for r in legal}
+        assert {r["department_id"] for r in legal} == {"legal"}
+        owner = api(
+            seeded, "GET", "/api/v1/inventory", new_token(seeded, "owner", agent_id="live-shadow")
+        ).json()
+        assert identity in {r["observed_identity"] for r in owner}
+        assert {r["agent_id"] for r in owner} == {"live-shadow"}
+        care = new_token(seeded, "finance", department_id="customer-care")
+        assert identity not in {
+            r["observed_identity"] for r in api(seeded, "GET", "/api/v1/inventory", care).json()
+        }
+
+        started = api(seeded, "POST", "/api/v1/jobs/run", params={"wait": "false"})
+        assert started.status_code == 202, started.text
+        assert started.json()["started"] is True
+        state = job_run_after(seeded, jobs_before)
+        assert state["last_error"] is None
+        moved = {r["observed_identity"]: r for r in api(seeded, "GET", "/api/v1/inventory").json()}[identity]
+        assert (moved["spend_pending"], moved["attributed_agent_id"]) == (False, "live-shadow")
+        by_agent = api(seeded, "GET", "/api/v1/spend", params={"by": "agent"}).json()
+        assert Decimal(next(r["cost_usd"] for r in by_agent if r["agent"] == "live-shadow")) >= Decimal(
+            target["cost_usd"]
+        )
+    finally:  # the registry and spend as they were, for other tests
+        apply_registry(seeded)
+        run_jobs(seeded)

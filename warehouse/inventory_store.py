@@ -2,18 +2,21 @@
 
 Built on `trace_agents` (one row per trace × owning identity, written by the cost job), so an
 identity is observed as soon as it owns a span — an agent that only calls tools is in the
-inventory too — with its model calls and spend summed from the same rows. Values travel as
-parameters only.
+inventory too — with its model calls and spend summed from the same rows. `identity_spend` gives
+each identity's keys with the spend the job attributed, so the registry's verdict as it stands now
+can be put beside it (`analytics.inventory`); the sprawl counts stay as the job decided them.
+Values travel as parameters only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import duckdb
+import polars as pl
 
 Cursor = duckdb.DuckDBPyConnection
 
@@ -28,35 +31,21 @@ WHERE ($start::DATE IS NULL OR day >= $start::DATE)
   AND ($agents::VARCHAR[] IS NULL OR list_contains($agents::VARCHAR[], agent_id))
 """
 
-_INVENTORY = f"""
-WITH observed AS ({_OBSERVED_CALLS})
-SELECT o.observed_identity, o.match_status, o.agent_id, o.department_id, a.name AS agent_name,
-       a.owner, a.platform, a.lifecycle, any_value(o.environment) AS environment,
-       min(o.first_seen) AS first_seen, max(o.last_seen) AS last_seen,
-       sum(o.model_calls) AS calls, sum(o.cost_usd) AS cost_usd,
-       sum(o.unpriced_calls) AS unpriced_calls
-FROM observed o LEFT JOIN agents a ON a.id = o.agent_id
-GROUP BY o.observed_identity, o.match_status, o.agent_id, o.department_id,
-         a.name, a.owner, a.platform, a.lifecycle
-ORDER BY o.match_status = 'registered', cost_usd DESC NULLS LAST, o.observed_identity
-"""  # noqa: S608 - composed of constant SQL only
-
-_INVENTORY_COLUMNS = (
-    "observed_identity",
-    "match_status",
-    "agent_id",
-    "department_id",
-    "agent_name",
-    "owner",
-    "platform",
-    "lifecycle",
-    "environment",
-    "first_seen",
-    "last_seen",
-    "calls",
-    "cost_usd",
-    "unpriced_calls",
-)
+# Per observed identity (its keys) and the verdict the cost job gave it: the spend so attributed.
+# No scope here: who may see an identity follows the registry's verdict now, decided by the caller.
+_IDENTITY_SPEND = """
+SELECT credential_agent_id, gen_ai_agent_id, main_agent_id, agent_name, service_namespace,
+       service_name, environment,
+       match_status AS attributed_status, agent_id AS attributed_agent_id,
+       any_value(observed_identity) AS observed_identity,
+       min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+       sum(model_calls)::BIGINT AS calls, sum(cost_usd) AS cost_usd,
+       sum(unpriced_calls)::BIGINT AS unpriced_calls
+FROM trace_agents
+WHERE ($start::DATE IS NULL OR day >= $start::DATE)
+  AND ($end::DATE IS NULL OR day <= $end::DATE)
+GROUP BY ALL
+"""
 
 _SPRAWL = f"""
 WITH observed AS ({_OBSERVED_CALLS})
@@ -73,23 +62,16 @@ ORDER BY week
 _SPRAWL_COLUMNS = ("week", "registered", "unregistered", "ambiguous", "registered_agents")
 
 
-def observed_identities(
-    cur: Cursor,
-    *,
-    start: date | None = None,
-    end: date | None = None,
-    department_ids: Collection[str] | None = None,
-    agent_ids: Collection[str] | None = None,
-) -> list[dict[str, Any]]:
-    """Every identity observed over the UTC days `start`..`end` (both included), inside the scope.
+def identity_spend(cur: Cursor, *, start: date | None = None, end: date | None = None) -> pl.DataFrame:
+    """Per observed identity and the verdict the cost job last gave it, over the UTC days
+    `start`..`end` (both included): its calls and spend as the job attributed them.
 
-    Unregistered and ambiguous identities come first, then by spend. Registered ones carry their
-    agent's owner, platform and lifecycle from the registry; `cost_usd` is an exact decimal string.
-    Scope: None means all, an empty collection nothing; identities without a department (not
-    registered) are outside every department's scope.
+    Columns: the identity keys (`registry.IDENTITY_COLUMNS`), `attributed_status`,
+    `attributed_agent_id`, `observed_identity`, `first_seen`, `last_seen`, `calls`, `cost_usd`
+    (exact decimal, null when none was priced) and `unpriced_calls`. An identity has one row per
+    verdict: two only while a run re-attributing it is part-way through its batches.
     """
-    rows = cur.execute(_INVENTORY, _params(start, end, department_ids, agent_ids)).fetchall()
-    return [_inventory_row(row) for row in rows]
+    return cur.sql(_IDENTITY_SPEND, params={"start": start, "end": end}).pl()
 
 
 def sprawl_by_week(
@@ -124,18 +106,6 @@ def _params(
         "departments": None if department_ids is None else sorted(department_ids),
         "agents": None if agent_ids is None else sorted(agent_ids),
     }
-
-
-def _inventory_row(row: tuple[Any, ...]) -> dict[str, Any]:
-    found = dict(zip(_INVENTORY_COLUMNS, row, strict=True))
-    found["cost_usd"] = money_text(found["cost_usd"])
-    for key in ("first_seen", "last_seen"):
-        found[key] = _iso(found[key])
-    return found
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def money_text(value: Decimal | None) -> str:

@@ -26,6 +26,7 @@ COLUMNS = [
     "last_seen",
     "calls",
     "cost_usd",
+    "spend_pending",
 ]
 LIFECYCLES = ["prototype", "pilot", "production", "deprecated", "retired"]
 SELECTOR_LABELS = {
@@ -133,16 +134,25 @@ def link_form(identity: str, agents: list[str]) -> None:
 
 
 def _save(document: dict[str, Any], done: str) -> None:
-    """PUT the agent, then re-run the cost job over history so spend moves to it at once."""
+    """PUT the agent and ask for a cost job run without waiting for it.
+
+    The inventory matches identities against the registry as it is now, so the agent shows as
+    registered at once; its spend moves to it when the run has re-attributed history (a full run:
+    minutes over a large warehouse), which the page does not wait for.
+    """
     agent_id = document["metadata"]["id"]
     try:
-        with st.spinner("Saving the agent and re-attributing spend…"):
+        with st.spinner("Saving the agent…"):
             api.send("PUT", f"/api/v1/agents/{agent_id}", json=document)
-            api.send("POST", "/api/v1/jobs/run", params={"full": "true"})
     except api.ApiError as exc:
         st.error(f"Not saved: {plain(exc)}")
         return
-    st.session_state["inventory_done"] = done
+    try:
+        api.send("POST", "/api/v1/jobs/run", params={"wait": "false"})
+        later = "its spend moves to it with the cost job run now under way"
+    except api.ApiError:  # saved all the same: the scheduler's next run re-attributes it
+        later = "its spend moves to it with the next cost job run"
+    st.session_state["inventory_done"] = f"{done}: {later}."
     # a new widget: the browser would otherwise keep showing the identity just registered
     st.session_state["inv_version"] = st.session_state.get("inv_version", 0) + 1
     st.rerun()
@@ -184,6 +194,11 @@ if rows is not None:
         ui.frame([r for r in rows if r["match_status"] != "registered"], COLUMNS), "inv_unregistered"
     )
     st.subheader("Registered")
+    if pending := sum(1 for r in rows if r.get("spend_pending")):
+        st.caption(
+            f"{pending} identities' spend is still attributed as before their registration changed; "
+            "it moves with the next cost job run."
+        )
     ui.paginated(ui.frame([r for r in rows if r["match_status"] == "registered"], COLUMNS), "inv_registered")
 st.subheader("Sprawl")
 sprawl(filters)

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any, Literal
 
 import duckdb
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
 from analytics.jobs import JobResult
 from analytics.scheduler import JobScheduler
@@ -27,13 +27,25 @@ SpendDimension = Literal["department", "agent", "model", "provider", "cost_centr
 _ENVIRONMENT = "Only spend in this deployment environment; repeat it for several. Never widens your scope."
 
 
-@router.post("/jobs/run")
+@router.post(
+    "/jobs/run",
+    responses={status.HTTP_202_ACCEPTED: {"description": "With `wait=false`: the run has started."}},
+)
 def run_jobs(
+    response: Response,
     full: bool = False,
+    wait: bool = Query(True, description="Answer when the run ends (false: 202 at once; see GET /jobs)."),
     _: Principal = Depends(registry_writer),
     jobs: JobScheduler = Depends(job_scheduler),
 ) -> dict[str, Any]:
-    """Run the cost job now: the traces touched since its last run, or every trace with `full`."""
+    """Run the cost job now: the traces touched since its last run, or every trace with `full`.
+
+    With `wait=false` the run goes on in the server after the answer (202); `GET /jobs` tells when
+    it ended and how. A run already under way is followed by one more, never by a pile of them."""
+    if not wait:
+        jobs.run_soon(full=full)
+        response.status_code = status.HTTP_202_ACCEPTED
+        return {"started": True, "full": full, "status": "/api/v1/jobs"}
     try:
         result: JobResult = jobs.run_now(full=full)
     except Exception as exc:  # every failure is reported the same way, with its cause
