@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from collector.errors import Unauthenticated
 
@@ -27,6 +28,16 @@ def bearer(value: str | None) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return token.strip() or None
+
+
+class AuthFailures(Protocol):
+    """Failed authentications per client address, shared with the API (muster.api.deps.FailedAuthLimit)."""
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until `client` may try again, or None when it is within its limit."""
+
+    def failed(self, client: str) -> None:
+        """Count a failed authentication of `client`."""
 
 
 class IngestCredentials:

@@ -51,6 +51,13 @@ def export_response(signal: Signal, result: ExportResult):
     return response
 
 
+def _address(peer: str) -> str:
+    """The address of a gRPC peer (`ipv4:10.0.0.7:51234`, `ipv6:[::1]:51234`), without its port."""
+    if not peer.startswith(("ipv4:", "ipv6:")):
+        return peer  # e.g. unix:/path
+    return peer.partition(":")[2].rpartition(":")[0].strip("[]")
+
+
 def rpc_status_of(error: ExportError) -> status_pb2.Status:
     """The `google.rpc.Status` describing an export error, with RetryInfo when it is retryable."""
     status = status_pb2.Status(code=error.grpc_code, message=error.message)
@@ -135,7 +142,8 @@ class GrpcReceiver:
             metadata = dict(context.invocation_metadata() or ())
             try:
                 credential = bearer(metadata.get("authorization"))
-                result = await self._ingest.export(signal, body, "protobuf", encoding, credential)
+                client = _address(context.peer())
+                result = await self._ingest.export(signal, body, "protobuf", encoding, credential, client)
             except ExportError as error:
                 await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
             return export_response(signal, result).SerializeToString()

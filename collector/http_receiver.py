@@ -88,7 +88,8 @@ def otlp_app(ingest: Ingest, *, max_request_bytes: int, body_timeout: float | No
                 body = await read_body(request, max_request_bytes, body_timeout)
                 encoding = request.headers.get("content-encoding")
                 credential = bearer(request.headers.get("authorization"))
-                result = await ingest.export(signal, body, fmt, encoding, credential)
+                client = request.client.host if request.client else None
+                result = await ingest.export(signal, body, fmt, encoding, credential, client)
             except ExportError as error:
                 return error_response(error, fmt)
             except ClientDisconnect:

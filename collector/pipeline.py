@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from collector.credentials import IngestCredentials
+from collector.credentials import AuthFailures, IngestCredentials
 from collector.decode import Format, Signal, decode
 from collector.errors import Throttled, Unauthenticated, Unavailable
 from collector.normalise import DEFAULT_LIMITS, Limits, Normalised
@@ -67,8 +67,10 @@ class Ingest:
         queue_bytes: int,
         retry_after: float,
         limits: Limits = DEFAULT_LIMITS,
+        auth_failures: AuthFailures | None = None,
     ) -> None:
         self._writer = writer
+        self._auth_failures = auth_failures
         self._limits = limits
         self.credentials = credentials
         self._workers = decode_workers
@@ -91,13 +93,31 @@ class Ingest:
             self._executor = None
 
     async def export(
-        self, signal: Signal, body: bytes, fmt: Format, encoding: str | None, credential: str | None = None
+        self,
+        signal: Signal,
+        body: bytes,
+        fmt: Format,
+        encoding: str | None,
+        credential: str | None = None,
+        client: str | None = None,
     ) -> ExportResult:
-        """Store one export durably, or raise an `ExportError` saying why not."""
+        """Store one export durably, or raise an `ExportError` saying why not.
+
+        `client` is the sender's address: one that has presented too many wrong credentials lately
+        is refused (retryably, after a while) before its credential is even looked up.
+        """
+        limited = self._auth_failures if client else None
+        if limited is not None and (wait := limited.retry_after(client)):
+            self.stats.unauthenticated[signal] += 1
+            raise Throttled(
+                "too many failed authentications from this address; retry later", retry_after=wait
+            )
         try:  # before any work, so a refused export costs nothing
             agent_id = self.credentials.agent_for(credential)
         except Unauthenticated:
             self.stats.unauthenticated[signal] += 1
+            if limited is not None and credential is not None:  # a wrong one, not a missing one
+                limited.failed(client)
             raise
         size = len(body)
         # An empty queue admits any request (its size is bounded by max_request_bytes), so a

@@ -29,6 +29,7 @@ from collector.http_receiver import http_receiver
 from collector.normalise import Limits
 from collector.pipeline import Ingest, IngestStats
 from muster.api import create_app
+from muster.api.deps import FailedAuthLimit
 from muster.auth import ensure_admin_token
 from muster.metrics import SelfMetrics
 from muster.settings import Settings
@@ -93,7 +94,11 @@ class Server:
         writer = Writer(con.cursor(), max_rows=self.settings.commit_max_rows, on_commit=metrics.on_commit)
         writer.start()
         stack.callback(writer.shutdown)
-        self.ingest = self._ingest(writer, credentials, stats)
+        # failed authentications per address count alike on the API and the receivers
+        auth_failures = FailedAuthLimit(
+            self.settings.auth_failure_limit, self.settings.auth_failure_window_seconds
+        )
+        self.ingest = self._ingest(writer, credentials, stats, auth_failures)
         self.ingest.start()
         stack.callback(self.ingest.shutdown)
         self.jobs = self._start_jobs(stack, con)
@@ -108,6 +113,7 @@ class Server:
             settings=self.settings,
         )
         api.state.alerts = self.alerts
+        api.state.failed_auth_limit = auth_failures
         await self._start_listeners(stack, self._listeners(self.ingest, api))
 
     def _open_warehouse(self, stack: AsyncExitStack) -> duckdb.DuckDBPyConnection:
@@ -164,7 +170,13 @@ class Server:
         self._write_runtime(self.ports)
         stack.callback(runtime_path(self.settings.data_dir).unlink, missing_ok=True)
 
-    def _ingest(self, writer: Writer, credentials: IngestCredentials, stats: IngestStats) -> Ingest:
+    def _ingest(
+        self,
+        writer: Writer,
+        credentials: IngestCredentials,
+        stats: IngestStats,
+        auth_failures: FailedAuthLimit,
+    ) -> Ingest:
         settings = self.settings
         return Ingest(
             writer,
@@ -181,6 +193,7 @@ class Server:
                 max_events=settings.max_events_per_span,
                 max_links=settings.max_links_per_span,
             ),
+            auth_failures=auth_failures,
         )
 
     def _listeners(self, ingest: Ingest, api: FastAPI) -> list:

@@ -160,7 +160,8 @@ class Settings(BaseSettings):
     auth_failure_limit: int = Field(
         30,
         ge=0,
-        description="Failed API authentications one client address may make per window before 429; 0: none.",
+        description="Failed authentications (API tokens, OTLP ingest credentials) one client address may"
+        " make per window before it is refused (429, or 503 / UNAVAILABLE on OTLP); 0: none.",
     )
     auth_failure_window_seconds: int = Field(
         60, ge=1, description="The moving window, in seconds, over which auth_failure_limit counts."

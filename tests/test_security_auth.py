@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 
+import grpc
 import httpx
 import pytest
 
 from muster import auth
 from muster.api.deps import FailedAuthLimit
 from tests.conftest import start_server
+from tests.payloads import trace_request
 from tests.test_access import admin_headers
 
 
@@ -79,3 +81,22 @@ def test_tokens_are_stored_and_looked_up_as_digests_never_as_secrets(server, mon
         assert auth.authenticate(cur, secret[:-1] + "x") is None
     # the store is asked for digests only: no secret is ever compared byte by byte
     assert looked_up == [hashlib.sha256(s.encode()).hexdigest() for s in (secret, secret[:-1] + "x")]
+
+
+def test_wrong_ingest_credentials_count_too_and_then_the_address_is_throttled_everywhere(limited):
+    body = trace_request(1).SerializeToString()
+    protobuf = {"Content-Type": "application/x-protobuf"}
+    traces = limited.http_url + "/v1/traces"
+    assert httpx.post(traces, content=body, headers=protobuf).status_code == 200  # anonymous is allowed
+    for attempt in range(5):
+        guess = protobuf | {"Authorization": f"Bearer mic_guess{attempt}"}
+        assert httpx.post(traces, content=body, headers=guess).status_code == 401
+    refused = httpx.post(traces, content=body, headers=protobuf)  # even without a credential now
+    assert refused.status_code == 503 and 1 <= int(refused.headers["Retry-After"]) <= 60, refused.text
+    with grpc.insecure_channel(limited.grpc_endpoint) as channel, pytest.raises(grpc.RpcError) as caught:
+        channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")(body, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "too many failed authentications" in caught.value.details()
+    # one budget per address for the receivers and the API alike
+    assert httpx.get(limited.api_url + "/api/v1/whoami", headers=admin_headers(limited)).status_code == 429
+    assert limited.query("SELECT count(*) FROM spans") == [(1,)]
