@@ -423,16 +423,16 @@ def test_the_registry_page_lists_the_api_validates_edits_and_exports(app_for, se
         ids = sorted(d["metadata"]["id"] for d in api(seeded, "GET", path, token).json())
         assert ids in [sorted(df.value["id"]) for df in at.dataframe if "id" in df.value], path
     before = api(seeded, "GET", "/api/v1/agents/support-copilot", token).json()
-    at.selectbox(key="reg_edit_id").set_value("support-copilot").run()
+    at.selectbox(key="reg_edit_agent_id").set_value("support-copilot").run()
     edited = dict(before, spec=dict(before["spec"], lifecycle="immortal"))
-    at.text_area(key="reg_edit_support-copilot").input(yaml.safe_dump(edited))
+    at.text_area(key="reg_edit_agent_support-copilot").input(yaml.safe_dump(edited))
     press(at, "Save agent")
     assert any("Not saved" in e.value and "lifecycle" in e.value for e in at.error), [
         e.value for e in at.error
     ]
     assert api(seeded, "GET", "/api/v1/agents/support-copilot", token).json()["spec"] == before["spec"]
     edited = dict(before, spec=dict(before["spec"], lifecycle="pilot"))
-    at.text_area(key="reg_edit_support-copilot").input(yaml.safe_dump(edited))
+    at.text_area(key="reg_edit_agent_support-copilot").input(yaml.safe_dump(edited))
     press(at, "Save agent")
     assert not at.error, [e.value for e in at.error]
     assert api(seeded, "GET", "/api/v1/agents/support-copilot", token).json()["spec"]["lifecycle"] == "pilot"
@@ -445,6 +445,42 @@ def test_the_registry_page_lists_the_api_validates_edits_and_exports(app_for, se
     stored.clear()
     at.run()  # the download's own click runs the page again: the file must still be offered
     assert [data for data, name in stored if name == "registry.yaml"] == [expected]
+
+
+def test_a_department_budget_and_policy_are_each_edited_on_the_registry_page(app_for, seeded):
+    token = admin_token(seeded)
+    at = app_for("registry", token)
+    edits = {"department": ("financeContact", "edited@example.com"), "budget": ("description", "edited")}
+    for kind, path in (("department", "departments"), ("budget", "budgets"), ("policy", "policies")):
+        field, value = edits.get(kind, ("description", "edited"))
+        [document, *_] = api(seeded, "GET", f"/api/v1/{path}", token).json()
+        name = document["metadata"]["id"]
+        at.selectbox(key=f"reg_edit_{kind}_id").set_value(name).run()
+        wrong = dict(document, metadata=dict(document["metadata"], id=f"{name}-renamed"))
+        at.text_area(key=f"reg_edit_{kind}_{name}").input(yaml.safe_dump(wrong))
+        press(at, f"Save {kind}")
+        assert any("Not saved" in e.value and "ids never change" in e.value for e in at.error), kind
+        changed = dict(document, spec=dict(document["spec"], **{field: value}))
+        at.text_area(key=f"reg_edit_{kind}_{name}").input(yaml.safe_dump(changed))
+        press(at, f"Save {kind}")
+        assert not at.error, [e.value for e in at.error]
+        stored = next(
+            d for d in api(seeded, "GET", f"/api/v1/{path}", token).json() if d["metadata"]["id"] == name
+        )
+        assert stored["spec"][field] == value
+        assert api(seeded, "PUT", f"/api/v1/{path}/{name}", token, json=document).status_code == 200
+
+
+def test_only_an_unscoped_token_edits_departments_budgets_and_policies(seeded):
+    admin = admin_token(seeded)
+    scoped = new_token(seeded, "platform", department_id="engineering")
+    departments = api(seeded, "GET", "/api/v1/departments", admin).json()
+    document = next(d for d in departments if d["metadata"]["id"] == "engineering")
+    assert api(seeded, "PUT", "/api/v1/departments/engineering", scoped, json=document).status_code == 403
+    unknown = dict(document, spec=dict(document["spec"], parent="no-such-department"))
+    refused = api(seeded, "PUT", "/api/v1/departments/engineering", admin, json=unknown)
+    assert refused.status_code == 422, refused.text
+    assert api(seeded, "PUT", "/api/v1/departments/engineering", admin, json=document).status_code == 200
 
 
 def test_linking_an_unregistered_identity_to_an_agent_moves_it_to_that_agent(app_for, seeded):

@@ -1,5 +1,6 @@
-"""Registry: agents, departments, budgets and policies; edit an agent with the server's validation;
-plan and apply YAML (whole registry) and export it."""
+"""Registry: agents, departments, budgets and policies; edit any one document with the server's
+validation (departments, budgets and policies with an unscoped token); plan and apply YAML (whole
+registry) and export it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ KINDS = {
     "Budgets": "/api/v1/budgets",
     "Policies": "/api/v1/policies",
 }
+SINGULAR = {"Agents": "Agent", "Departments": "Department", "Budgets": "Budget", "Policies": "Policy"}
 
 
 def flattened(documents: list[dict[str, Any]]) -> pd.DataFrame:
@@ -32,26 +34,28 @@ def flattened(documents: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def edit_agent(agents: list[dict[str, Any]]) -> None:
-    ids = [a["metadata"]["id"] for a in agents]
+def edit_document(kind: str, path: str, documents: list[dict[str, Any]]) -> None:
+    """Edit one document of `kind` (e.g. "Agent") as YAML; the server validates it with the registry."""
+    ids = [d["metadata"]["id"] for d in documents]
     if not ids:
         return
-    chosen = st.selectbox("Agent to edit", ids, key="reg_edit_id")
-    document = next(a for a in agents if a["metadata"]["id"] == chosen)
-    with st.form("edit_agent"):
+    key = f"reg_edit_{kind.lower()}"
+    chosen = st.selectbox(f"{kind} to edit", ids, key=f"{key}_id")
+    document = next(d for d in documents if d["metadata"]["id"] == chosen)
+    with st.form(f"edit_{kind.lower()}"):
         text = st.text_area(
-            "Agent document (YAML)",
+            f"{kind} document (YAML)",
             yaml.safe_dump(document, sort_keys=False),
             height=360,
-            key=f"reg_edit_{chosen}",
+            key=f"{key}_{chosen}",
         )
-        submitted = st.form_submit_button("Save agent")
+        submitted = st.form_submit_button(f"Save {kind.lower()}")
     if submitted:
         try:
             edited = yaml.safe_load(text)
             if not isinstance(edited, dict):
                 raise ValueError("the document must be a mapping")
-            api.send("PUT", f"/api/v1/agents/{chosen}", json=edited)
+            api.send("PUT", f"{path}/{chosen}", json=edited)
         except (yaml.YAMLError, ValueError) as exc:
             st.error(f"Not valid YAML: {plain(exc)}")
         except api.ApiError as exc:
@@ -102,15 +106,17 @@ def _show(method: str, path: str, files: dict[str, str], what: str) -> None:
 
 
 st.title("Registry")
+who = api.who()
+unscoped = api.may("write_registry") and not who.get("department_id") and not who.get("agent_id")
 tabs = st.tabs(list(KINDS))
-for tab, (kind, path) in zip(tabs, KINDS.items(), strict=True):
+for tab, (kinds, path) in zip(tabs, KINDS.items(), strict=True):
     with tab:
-        documents = api.load(path, kind.lower())
+        documents = api.load(path, kinds.lower())
         if documents is None:
             continue
-        ui.paginated(flattened(documents), f"reg_{kind}")
-        if kind == "Agents" and api.may("write_registry"):
-            edit_agent(documents)
-who = api.who()
-if api.may("write_registry") and not who.get("department_id") and not who.get("agent_id"):
+        ui.paginated(flattened(documents), f"reg_{kinds}")
+        # a scoped token edits its department's agents; the rest changes what every department sees
+        if unscoped or (kinds == "Agents" and api.may("write_registry")):
+            edit_document(SINGULAR[kinds], path, documents)
+if unscoped:
     import_export()

@@ -155,6 +155,58 @@ def budgets(who: Principal = Depends(reader), cur: duckdb.DuckDBPyConnection = D
     return [document_data(b) for b in found]
 
 
+_DOCUMENT = Body(..., description="A registry document of the route's kind: apiVersion, kind, metadata, spec")
+
+
+@router.put("/departments/{department_id}")
+def put_department(
+    department_id: str,
+    document: dict[str, Any] = _DOCUMENT,
+    who: Principal = Depends(whole_registry_writer),
+    cur: duckdb.DuckDBPyConnection = Depends(cursor),
+):
+    """Add a department or update it, validated against the whole registry. Needs an unscoped token."""
+    return _put_document("Department", department_id, document, who, cur)
+
+
+@router.put("/budgets/{budget_id}")
+def put_budget(
+    budget_id: str,
+    document: dict[str, Any] = _DOCUMENT,
+    who: Principal = Depends(whole_registry_writer),
+    cur: duckdb.DuckDBPyConnection = Depends(cursor),
+):
+    """Add a budget or update it, validated against the whole registry. Needs an unscoped token."""
+    return _put_document("Budget", budget_id, document, who, cur)
+
+
+@router.put("/policies/{policy_id}")
+def put_policy(
+    policy_id: str,
+    document: dict[str, Any] = _DOCUMENT,
+    who: Principal = Depends(whole_registry_writer),
+    cur: duckdb.DuckDBPyConnection = Depends(cursor),
+):
+    """Add a policy or update it, validated against the whole registry. Needs an unscoped token."""
+    return _put_document("Policy", policy_id, document, who, cur)
+
+
+def _put_document(
+    kind: str, entity_id: str, document: dict[str, Any], who: Principal, cur: duckdb.DuckDBPyConnection
+):
+    try:
+        entity = parse_entity({**document, "kind": document.get("kind", kind)})
+        if entity.kind != kind or entity.id != entity_id:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"the body must be the {kind} {entity_id!r} (ids never change)",
+            )
+        change = registry_store.upsert_entity(cur, entity, who.name)
+    except RegistryError as error:
+        return problem_response(error)
+    return {"changed": change.to_dict() if change else None, kind.lower(): document_data(entity)}
+
+
 @router.post("/registry/plan", dependencies=[Depends(whole_registry_writer)])
 def plan(
     files: Files = Body(..., description="YAML files by name"),
