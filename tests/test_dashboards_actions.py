@@ -234,19 +234,25 @@ def test_overview_and_spend_budget_numbers_equal_the_api(app_for, seeded):
         assert row["status"] == expected["status"]
 
 
-def test_the_spend_csv_holds_the_apis_figures_for_the_pages_range(app_for, seeded, monkeypatch):
-    stored: list[tuple[bytes | str, str | None]] = []
+@pytest.fixture
+def stored(monkeypatch) -> list[tuple[bytes | str, str, str | None]]:
+    """Every file a page hands Streamlit (downloads): (data, MIME type, file name), in order."""
+    files: list[tuple[bytes | str, str, str | None]] = []
     keep = MemoryMediaFileStorage.load_and_get_id
 
     def recording(self, path_or_data, mimetype, kind, filename=None):
-        stored.append((path_or_data, filename))
+        files.append((path_or_data, mimetype, filename))
         return keep(self, path_or_data, mimetype, kind, filename)
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    return files
+
+
+def test_the_spend_csv_holds_the_apis_figures_for_the_pages_range(app_for, seeded, stored):
     token = admin_token(seeded)
     at = app_for("spend", token)
     at.selectbox(key="spend_by").set_value("model").run()
-    [data] = [data for data, name in stored if name == "spend-by-model.csv"]
+    [data] = [data for data, _, name in stored if name == "spend-by-model.csv"]
     text = data.decode() if isinstance(data, bytes) else data
     downloaded = {row["model"]: Decimal(row["cost_usd"]) for row in csv.DictReader(io.StringIO(text))}
     end = datetime.now(UTC).date()
@@ -256,15 +262,7 @@ def test_the_spend_csv_holds_the_apis_figures_for_the_pages_range(app_for, seede
     assert len(downloaded) > 1
 
 
-def test_the_focus_download_yields_the_api_bytes(app_for, seeded, monkeypatch):
-    stored: list[tuple[bytes, str, str | None]] = []
-    keep = MemoryMediaFileStorage.load_and_get_id
-
-    def recording(self, path_or_data, mimetype, kind, filename=None):
-        stored.append((path_or_data, mimetype, filename))
-        return keep(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+def test_the_focus_download_yields_the_api_bytes(app_for, seeded, stored):
     token = admin_token(seeded)
     month = datetime.now(UTC).strftime("%Y-%m")
     at = app_for("spend", token)
@@ -328,16 +326,21 @@ def test_a_finance_token_sees_and_acts_on_its_own_department_only(app_for, seede
     assert theirs.json()["id"] not in str(table_with(at, "matchers_text").to_dict("list"))
 
 
-def test_an_alert_link_opens_its_finding_on_the_policy_page(seeded, monkeypatch):
+def opened_link(seeded, monkeypatch, link: str, token: str) -> AppTest:
+    """The app as a browser opens `link` (an alert's): a new session, so signed in first."""
     monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update(dict(parse_qsl(urlsplit(link).query)))
+    at.run()
+    at.text_input(key="token_input").input(token)
+    press(at, "Sign in")  # the link's path is the root: the app itself must take it to its page
+    return at
+
+
+def test_an_alert_link_opens_its_finding_on_the_policy_page(seeded, monkeypatch):
     token = admin_token(seeded)
     alert = next(a for a in api(seeded, "GET", "/api/v1/alerts", token).json() if not a["acknowledged"])
-    link = urlsplit(alert_url("http://dashboards.example:8501", alert["id"]))
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.query_params.update(dict(parse_qsl(link.query)))
-    at.run()  # a link opens a new browser session: sign in first
-    at.text_input(key="token_input").input(token)
-    press(at, "Sign in")  # the link's path is the root: the app itself must take it to the Policy page
+    at = opened_link(seeded, monkeypatch, alert_url("http://dashboards.example:8501", alert["id"]), token)
     assert [t.value for t in at.title] == ["Policy"]
     assert "Linked from an alert" in [h.value for h in at.subheader]
     linked = table_with(at, "fingerprint")
@@ -352,17 +355,10 @@ def test_an_alert_link_opens_its_finding_on_the_policy_page(seeded, monkeypatch)
 
 
 def test_a_slack_buttons_link_opens_the_policy_page_on_its_rule(seeded, monkeypatch):
-    monkeypatch.setenv("MUSTER_API_URL", seeded.api_url)
     token = admin_token(seeded)
-    found = findings(seeded, token)
-    rule = next(f["rule"] for f in found if f["category"] == "drift")
+    rule = next(f["rule"] for f in findings(seeded, token) if f["category"] == "drift")
     group = {"external_url": "http://dashboards.example:8501", "group_labels": {"rule": rule}}
-    link = urlsplit(_dashboard_link(group))
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.query_params.update(dict(parse_qsl(link.query)))
-    at.run()
-    at.text_input(key="token_input").input(token)
-    press(at, "Sign in")
+    at = opened_link(seeded, monkeypatch, _dashboard_link(group), token)
     assert [t.value for t in at.title] == ["Policy"]
     assert at.text_input(key="pol_rule").value == rule
     shown = table_with(at, "fingerprint")
@@ -408,15 +404,7 @@ def test_the_burn_down_adds_up_the_period_to_the_budget_actual_with_forecast_and
     assert len(expected) > 1
 
 
-def test_the_registry_page_lists_the_api_validates_edits_and_exports(app_for, seeded, monkeypatch):
-    stored: list[tuple[bytes, str | None]] = []
-    keep = MemoryMediaFileStorage.load_and_get_id
-
-    def recording(self, path_or_data, mimetype, kind, filename=None):
-        stored.append((path_or_data, filename))
-        return keep(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+def test_the_registry_page_lists_the_api_validates_edits_and_exports(app_for, seeded, stored):
     token = admin_token(seeded)
     at = app_for("registry", token)
     for path in ("/api/v1/agents", "/api/v1/departments", "/api/v1/budgets", "/api/v1/policies"):
@@ -441,10 +429,10 @@ def test_the_registry_page_lists_the_api_validates_edits_and_exports(app_for, se
     expected = api(seeded, "GET", "/api/v1/registry/export", token).content
     stored.clear()
     press(at, "Prepare export")
-    assert [data for data, name in stored if name == "registry.yaml"] == [expected]
+    assert [data for data, _, name in stored if name == "registry.yaml"] == [expected]
     stored.clear()
     at.run()  # the download's own click runs the page again: the file must still be offered
-    assert [data for data, name in stored if name == "registry.yaml"] == [expected]
+    assert [data for data, _, name in stored if name == "registry.yaml"] == [expected]
 
 
 def test_a_department_budget_and_policy_are_each_edited_on_the_registry_page(app_for, seeded):
