@@ -165,7 +165,7 @@ def test_an_apply_whose_result_would_be_invalid_changes_nothing(cur, applied):
 def test_a_plan_made_before_someone_else_changed_the_registry_is_refused(cur, applied):
     desired = Registry.of([*applied.entities(), edited(applied.agents["it-helpdesk"], monthly_budget=2500.0)])
     plan = plan_changes(store.load_registry(cur), desired)
-    store.upsert_agent(cur, edited(applied.agents["it-helpdesk"], team="workplace-tech"), "bob")
+    store.upsert_entity(cur, edited(applied.agents["it-helpdesk"], team="workplace-tech"), "bob")
     before = snapshot(cur)
 
     with pytest.raises(PlanOutdated, match="Agent it-helpdesk"):
@@ -191,15 +191,15 @@ def test_upsert_registers_updates_and_does_nothing_when_nothing_differs(cur, app
             },
         }
     )
-    added = store.upsert_agent(cur, new, "api:jane")
+    added = store.upsert_entity(cur, new, "api:jane")
     assert added.action is Action.ADD
     assert store.get_agent(cur, "claims-chat") == new
 
     count = audit_count(cur)
-    assert store.upsert_agent(cur, new, "api:jane") is None
+    assert store.upsert_entity(cur, new, "api:jane") is None
     assert audit_count(cur) == count
 
-    changed = store.upsert_agent(cur, edited(new, lifecycle=Lifecycle.PILOT), "api:jane")
+    changed = store.upsert_entity(cur, edited(new, lifecycle=Lifecycle.PILOT), "api:jane")
     assert [(f.path, f.before, f.after) for f in changed.fields] == [("spec.lifecycle", "prototype", "pilot")]
     assert [(e.action, e.actor) for e in store.history(cur, "claims-chat")] == [
         ("add", "api:jane"),
@@ -211,14 +211,14 @@ def test_an_upsert_that_breaks_the_rules_is_refused_and_stores_nothing(cur, appl
     before = snapshot(cur)
     lost = edited(applied.agents["expense-auditor"], department="finances")
     with pytest.raises(ValidationFailed) as failed:
-        store.upsert_agent(cur, lost, "api:bob")
+        store.upsert_entity(cur, lost, "api:bob")
     (problem,) = failed.value.problems
     assert (problem.file, problem.line, problem.path) == (None, None, "spec.department")
     assert "did you mean 'finance'?" in problem.message and "(Agent expense-auditor)" in problem.message
 
     thief = edited(applied.agents["expense-auditor"], match=[{"agentName": "ClaimsTriage"}])
     with pytest.raises(ValidationFailed, match="already claimed by agent 'claims-triage'"):
-        store.upsert_agent(cur, thief, "api:bob")
+        store.upsert_entity(cur, thief, "api:bob")
     assert snapshot(cur) == before
 
 
@@ -350,7 +350,7 @@ def test_a_hostile_id_is_just_a_string_that_matches_nothing(cur, applied):
 
     # as a value it is stored and read back verbatim
     named = edited(applied.agents["meeting-notes"], name=HOSTILE, match=[{"agentName": HOSTILE}])
-    store.upsert_agent(cur, named, HOSTILE)
+    store.upsert_entity(cur, named, HOSTILE)
     assert store.get_agent(cur, "meeting-notes").spec.name == HOSTILE
     assert store.audit_log(cur, limit=1)[0].actor == HOSTILE
     assert len(store.list_agents(cur)) == 50

@@ -318,11 +318,6 @@ def upsert_entity(cur: Cursor, entity: Entity, actor: str) -> Change | None:
     return _transaction(cur, actor, work)
 
 
-def upsert_agent(cur: Cursor, agent: Agent, actor: str) -> Change | None:
-    """Register the agent or update it (its id never changes); None when nothing differs."""
-    return upsert_entity(cur, agent, actor)
-
-
 def retire_agent(cur: Cursor, agent_id: str, actor: str) -> Change | None:
     """Set an agent's lifecycle to retired (it stays registered, so its telemetry still matches it).
 

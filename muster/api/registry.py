@@ -8,6 +8,7 @@ that permission and the agent inside the token's scope.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -18,6 +19,7 @@ from muster.api.deps import cursor, not_found, reader, registry_writer
 from muster.api.scope import agent_filter, department_filter, visible_departments
 from muster.auth import Principal
 from registry import (
+    Entity,
     NotFound,
     PlanOutdated,
     RegistryError,
@@ -99,18 +101,14 @@ def put_agent(
     cur: duckdb.DuckDBPyConnection = Depends(cursor),
 ):
     """Register an agent or update it. The id is immutable: the document's id must match the path."""
-    try:
-        entity = parse_entity({**document, "kind": document.get("kind", "Agent")})
-        if entity.kind != "Agent" or entity.id != agent_id:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                f"the body must be the Agent {agent_id!r} (ids never change)",
-            )
-        _check_agent_scope(who, cur, agent_id, entity.spec.department)
-        change = registry_store.upsert_agent(cur, entity, who.name)
-    except RegistryError as error:
-        return problem_response(error)
-    return {"changed": change.to_dict() if change else None, "agent": document_data(entity)}
+    return _put_document(
+        "Agent",
+        agent_id,
+        document,
+        who,
+        cur,
+        check=lambda agent: _check_agent_scope(who, cur, agent_id, agent.spec.department),
+    )
 
 
 @router.post("/agents/{agent_id}/retire")
@@ -192,8 +190,14 @@ def put_policy(
 
 
 def _put_document(
-    kind: str, entity_id: str, document: dict[str, Any], who: Principal, cur: duckdb.DuckDBPyConnection
+    kind: str,
+    entity_id: str,
+    document: dict[str, Any],
+    who: Principal,
+    cur: duckdb.DuckDBPyConnection,
+    check: Callable[[Entity], None] | None = None,
 ):
+    """Add or replace one document of `kind` whose id is `entity_id`; `check` may refuse it first."""
     try:
         entity = parse_entity({**document, "kind": document.get("kind", kind)})
         if entity.kind != kind or entity.id != entity_id:
@@ -201,6 +205,8 @@ def _put_document(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"the body must be the {kind} {entity_id!r} (ids never change)",
             )
+        if check is not None:
+            check(entity)
         change = registry_store.upsert_entity(cur, entity, who.name)
     except RegistryError as error:
         return problem_response(error)
