@@ -7,8 +7,6 @@ link to the dashboard; once they are registered, the same channel hears that the
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,8 +15,8 @@ import pytest
 
 from tests.alerts_support import Sink
 from tests.conftest import start_server
-from tests.otlp_builders import span, trace_request
 from tests.test_access import admin_headers
+from tests.test_costs_job import Call, Sent, agent_trace, send
 
 SHADOWS = ("ad-writer", "seo-bot", "lead-scorer")
 
@@ -78,44 +76,10 @@ def api(served, path: str, **body: str) -> dict:
     return response.json()
 
 
-def shadow_trace(name: str):
+def shadow_trace(name: str) -> Sent:
     """An agent span in Marketing's service namespace with one priced chat call beneath it."""
-    trace_id, root, start = os.urandom(16), os.urandom(8), time.time_ns() - 60_000_000_000
-    spans = [
-        span(
-            f"invoke_agent {name}",
-            trace_id=trace_id,
-            span_id=root,
-            start=start,
-            end=start + 10**9,
-            attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name},
-        ),
-        span(
-            "chat gpt-4o",
-            trace_id=trace_id,
-            span_id=os.urandom(8),
-            parent_span_id=root,
-            start=start + 1000,
-            end=start + 2000,
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": "openai",
-                "gen_ai.request.model": "gpt-4o",
-                "gen_ai.usage.input_tokens": 100_000,
-                "gen_ai.usage.output_tokens": 20_000,
-            },
-        ),
-    ]
-    return trace_request({"service.name": f"{name}-svc", "service.namespace": "marketing"}, spans)
-
-
-def send(served, request) -> None:
-    response = httpx.post(
-        served.http_url + "/v1/traces",
-        content=request.SerializeToString(),
-        headers={"Content-Type": "application/x-protobuf"},
-    )
-    assert response.status_code == 200, response.text
+    resource = {"service.name": f"{name}-svc", "service.namespace": "marketing"}
+    return agent_trace((resource, name), [Call("gpt-4o", 100_000, 20_000)])
 
 
 def run_jobs(served) -> None:
