@@ -88,9 +88,10 @@ def detection_context(
     cur: duckdb.DuckDBPyConnection, registry: Registry, now: datetime, config: DetectionConfig
 ) -> DetectionContext:
     """Everything the rules read, loaded from the warehouse at `now`."""
-    caps = [p.spec.max_cost_per_call for p in registry.policies.values()]
-    lowest_cap = min((cap for cap in caps if cap is not None), default=None)
     bare = DetectionContext(registry=registry, now=now, config=config)
+    # Only calls above the lowest cap in USD can break one, so only those are loaded.
+    caps = (bare.cap_usd(bare.policy_for(p.spec.department)) for p in registry.policies.values())
+    lowest_cap = min((cap for cap in caps if cap is not None), default=None)
     since = bare.since
     spend_since = daily_spend_since(registry, since(config.spend_history), now.date())
     return dataclasses.replace(
@@ -109,7 +110,7 @@ def detection_context(
         mismatches=detection_store.cost_mismatches(cur, since(config.drift_window)),
         expensive_calls=None
         if lowest_cap is None
-        else detection_store.expensive_calls(cur, since(config.drift_window), lowest_cap),
+        else detection_store.expensive_calls(cur, since(config.drift_window), float(lowest_cap)),
         recent_calls=detection_store.recent_calls(cur, since(config.runaway_window)),
     )
 

@@ -228,3 +228,28 @@ def test_a_contract_violation_fails_the_run_loudly_and_keeps_the_previous_findin
     assert findings_store.list_findings(warehouse, datetime.now(UTC))[1] == 1
     (error,) = warehouse.execute("SELECT last_error FROM job_state WHERE job = 'findings'").fetchall()[0]
     assert "ContractViolation" in error
+
+
+def test_a_cap_per_call_in_another_currency_reads_the_calls_above_it_in_usd(warehouse):
+    """The job loads only calls above the lowest cap; a 1.20 EUR cap at 0.50 USD per EUR is $0.60,
+    so a $0.90 call is loaded and found, where reading the cap as USD would have skipped it."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from analytics.findings_job import run_findings_job
+    from analytics.rules import DetectionConfig
+    from registry import load_texts
+    from warehouse import findings_store
+
+    capped = DEPARTMENTS + "---\napiVersion: muster/v1\nkind: Policy\nmetadata: {id: eur-cap}\n"
+    capped += "spec: {maxCostPerCall: 1.2, currency: EUR}\n"
+    warehouse.execute(
+        "INSERT INTO priced_calls (trace_id, span_id, start_time, day, match_status, agent_id,"
+        " department_id, model, cost_usd, price_source, reported_cost_mismatch, computed_at)"
+        " VALUES ('t1', 's1', now()::TIMESTAMP - INTERVAL 1 HOUR, current_date, 'registered', 'triage',"
+        " 'research', 'gpt-4o', 0.90, 'catalogue', false, now())"
+    )
+    rates = DetectionConfig(exchange_rates={"EUR": Decimal("0.5")})
+    run_findings_job(warehouse, load_texts({"r.yaml": capped}), config=rates)
+    found = findings_store.list_findings(warehouse, datetime.now(UTC), rule="drift.cost_per_call_exceeded")[0]
+    assert [(f["subject_id"], f["evidence"]["cap_usd"]) for f in found] == [("triage", "0.6000")]

@@ -12,7 +12,7 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from analytics.rules import RULES, DetectionContext, detect
+from analytics.rules import RULES, DetectionConfig, DetectionContext, detect
 from registry import load_texts
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -346,6 +346,40 @@ def test_calls_above_the_policy_cap_per_call():
     found = run(expensive_calls=calls)["drift.cost_per_call_exceeded"]
     assert found[0].evidence["calls_over"] == 1 and found[0].evidence["max_cost_usd"] == "1.5000"
     assert beyond_hygiene(run(expensive_calls=calls.filter(pl.col("trace_id") == "t2"))) == set()
+
+
+def test_a_cap_per_call_in_another_currency_is_converted_or_reported_unchecked():
+    # Research's own policy caps calls at 1.20 EUR, overriding the global $1.00.
+    eur_cap = REGISTRY_YAML.replace(
+        "spec: {department: research, allowContentCapture: false}",
+        "spec: {department: research, allowContentCapture: false, maxCostPerCall: 1.2, currency: EUR}",
+    )
+    registry = load_texts({"r.yaml": eur_cap})
+    calls = pl.DataFrame(
+        {
+            "agent_id": ["triage", "triage"],
+            "department_id": ["research"] * 2,
+            "provider": ["openai"] * 2,
+            "model": ["gpt-4o"] * 2,
+            "trace_id": ["t1", "t2"],
+            "start_time": [NAIVE_NOW] * 2,
+            "cost_usd": [Decimal("1.50"), Decimal("1.30")],  # the cap is $1.32 at 1.10 USD per EUR
+        }
+    )
+    rated = DetectionConfig(exchange_rates={"EUR": Decimal("1.10")})
+    found = run(registry=registry, config=rated, expensive_calls=calls)
+    (over,) = found["drift.cost_per_call_exceeded"]
+    assert over.evidence["calls_over"] == 1 and over.evidence["sample_traces"] == ["t1"]
+    assert over.evidence["cap"] == "1.2" and over.evidence["currency"] == "EUR"
+    assert over.evidence["cap_usd"] == "1.3200"
+    assert "1.2 EUR ($1.3200) per-call cap" in over.title
+    assert "hygiene.policy_not_evaluated" not in found
+
+    unrated = run(registry=registry, expensive_calls=calls)
+    assert "drift.cost_per_call_exceeded" not in unrated  # never compared as if it were USD
+    (unchecked,) = unrated["hygiene.policy_not_evaluated"]
+    assert (unchecked.subject_kind, unchecked.subject_id) == ("policy", "research-policy")
+    assert unchecked.dimension == "EUR" and unchecked.department_id == "research"
 
 
 # Spend

@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from analytics.budgets import exchange_rate
 from registry import Registry
 from registry.model import Agent, matches_any
 
@@ -32,7 +33,7 @@ class DetectionConfig:
     duplicate_min_tools: int = 3  # identical tool sets of this size are hardly a coincidence
     spend_history: timedelta = timedelta(days=35)  # four weeks of baseline plus this week
     runaway_window: timedelta = timedelta(hours=24)  # runaway is about now; a day gives the norm
-    # USD per unit of a budget's currency (the exchange_rates setting); USD needs none
+    # USD per unit of a budget's or a per-call cap's currency (the exchange_rates setting); USD needs none
     exchange_rates: Mapping[str, Decimal] = field(default_factory=dict)
 
 
@@ -45,6 +46,7 @@ class EffectivePolicy:
     forbidden_models: list[str] | None = None
     required_resource_attributes: list[str] | None = None
     max_cost_per_call: float | None = None
+    max_cost_per_call_currency: str = "USD"  # the currency of the policy that set the cap
     prototypes_may_serve_production: bool | None = None
     allow_content_capture: bool | None = None
     sources: tuple[str, ...] = ()  # the policy ids that set any of the above
@@ -91,8 +93,18 @@ class DetectionContext:
             }
             if set_here:
                 sources.append(policy.id)
+            if "max_cost_per_call" in set_here:
+                set_here["max_cost_per_call_currency"] = policy.spec.currency
             fields |= set_here
         return EffectivePolicy(**fields, sources=tuple(sources))
+
+    def cap_usd(self, policy: EffectivePolicy) -> Decimal | None:
+        """The policy's maxCostPerCall in USD, the currency calls are priced in; None when it sets no
+        cap or its currency has no exchange rate (then `hygiene.policy_not_evaluated` says so)."""
+        if policy.max_cost_per_call is None:
+            return None
+        rate = exchange_rate(policy.max_cost_per_call_currency, self.config.exchange_rates)
+        return None if rate is None else Decimal(str(policy.max_cost_per_call)) * rate
 
     def agent(self, agent_id: str | None) -> Agent | None:
         return self.registry.agents.get(agent_id) if agent_id else None

@@ -253,21 +253,29 @@ def _unapproved(
 def _expensive(ctx: DetectionContext, calls: pl.DataFrame) -> Iterator[Finding]:
     for (agent_id,), group in calls.group_by("agent_id", maintain_order=True):
         agent = ctx.agent(agent_id)
-        cap = ctx.policy_for(agent.spec.department).max_cost_per_call if agent else None
-        if agent is None or cap is None:
+        if agent is None:
             continue
-        over = group.filter(pl.col("cost_usd").cast(pl.Float64) > cap)
+        policy = ctx.policy_for(agent.spec.department)
+        cap_usd = ctx.cap_usd(policy)
+        if cap_usd is None:  # no cap, or no rate for its currency (hygiene.policy_not_evaluated)
+            continue
+        over = group.filter(pl.col("cost_usd").cast(pl.Float64) > float(cap_usd))
         if over.is_empty():
             continue
+        currency = policy.max_cost_per_call_currency
+        cap = f"{policy.max_cost_per_call} {currency}"
+        cap = f"${policy.max_cost_per_call}" if currency == "USD" else f"{cap} (${money(cap_usd)})"
         yield Finding(
             COST_PER_CALL,
             "agent",
             agent.id,
-            f"{agent.spec.name} made {len(over)} calls above the ${cap} per-call cap",
+            f"{agent.spec.name} made {len(over)} calls above the {cap} per-call cap",
             agent_id=agent.id,
             department_id=agent.spec.department,
             evidence={
-                "cap_usd": cap,
+                "cap": str(policy.max_cost_per_call),
+                "currency": currency,
+                "cap_usd": money(cap_usd),
                 "calls_over": len(over),
                 "max_cost_usd": money(over["cost_usd"].max()),
                 "models": sorted(set(over["model"].drop_nulls().to_list())),

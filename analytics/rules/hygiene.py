@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analytics.budgets import unevaluated_budgets
+from analytics.budgets import exchange_rate, unevaluated_budgets
 from analytics.findings import Finding, Rule, Severity
 from analytics.rules.context import DetectionContext
 from registry.model import Lifecycle
@@ -27,7 +27,13 @@ BUDGET_NOT_EVALUATED = Rule(
     "A budget is not evaluated: its currency has no exchange rate, and spend is priced in USD.",
     "Add the currency's rate (USD per unit) to the exchange_rates setting, or declare the budget in USD.",
 )
-RULES = (REVIEW_OVERDUE, NO_OWNER, BUDGET_NOT_EVALUATED)
+POLICY_NOT_EVALUATED = Rule(
+    "hygiene.policy_not_evaluated",
+    Severity.INFO,
+    "A policy's maxCostPerCall is not checked: its currency has no exchange rate; calls are priced in USD.",
+    "Add the currency's rate (USD per unit) to the exchange_rates setting, or state the policy in USD.",
+)
+RULES = (REVIEW_OVERDUE, NO_OWNER, BUDGET_NOT_EVALUATED, POLICY_NOT_EVALUATED)
 
 _PLACEHOLDER_OWNERS = {"unknown", "tbd", "todo", "none", "n/a", "na", "-", "nobody", "unassigned"}
 
@@ -35,6 +41,7 @@ _PLACEHOLDER_OWNERS = {"unknown", "tbd", "todo", "none", "n/a", "na", "-", "nobo
 def detect(ctx: DetectionContext) -> Iterator[Finding]:
     yield from _agents(ctx)
     yield from _budgets(ctx)
+    yield from _policies(ctx)
 
 
 def _budgets(ctx: DetectionContext) -> Iterator[Finding]:
@@ -53,6 +60,24 @@ def _budgets(ctx: DetectionContext) -> Iterator[Finding]:
                 key: budget[key] for key in ("scope", "amount", "currency", "period", "source", "reason")
             },
             labels={"budget": budget["budget_id"], "currency": budget["currency"]},
+        )
+
+
+def _policies(ctx: DetectionContext) -> Iterator[Finding]:
+    for policy in ctx.registry.policies.values():
+        spec = policy.spec
+        if spec.max_cost_per_call is None or exchange_rate(spec.currency, ctx.config.exchange_rates):
+            continue
+        yield Finding(
+            POLICY_NOT_EVALUATED,
+            "policy",
+            policy.id,
+            f"Policy {policy.id}'s cap of {spec.max_cost_per_call} {spec.currency} per call is not checked:"
+            f" no exchange rate for {spec.currency}",
+            dimension=spec.currency,  # as for budgets: a rate resolves it
+            department_id=spec.department,
+            evidence={"max_cost_per_call": str(spec.max_cost_per_call), "currency": spec.currency},
+            labels={"policy": policy.id, "currency": spec.currency},
         )
 
 
