@@ -136,7 +136,16 @@ _SERVICE_NAMES = {
     "moonshot_ai": "Moonshot AI API",
 }
 
-_GROUP_KEYS = ("day", "resource_id", "agent_id", "department_id", "cost_centre", "provider", "model")
+_GROUP_KEYS = (
+    "day",
+    "resource_id",
+    "agent_id",
+    "department_id",
+    "cost_centre",
+    "environment",
+    "provider",
+    "model",
+)
 _TOKEN_SUMS = {
     "x_InputTokens": "input_tokens",
     "x_OutputTokens": "output_tokens",
@@ -217,10 +226,10 @@ def month_days(month: date) -> tuple[date, date]:
 
 
 def focus_rows(calls: pl.DataFrame, registry: Registry, *, month: date) -> FocusExport:
-    """FOCUS rows for the priced calls of `month`: one per UTC day × agent × provider × model.
+    """FOCUS rows for the priced calls of `month`: one per UTC day × agent × environment × provider × model.
 
     `calls` has `PRICED_CALL_INPUT_COLUMNS`. Rows come sorted by charge period, resource,
-    provider and model, so two exports of the same data are identical files.
+    provider, model and tags, so two exports of the same data are identical files.
     """
     priced, unpriced = _split_unpriced(calls)
     grouped = _grouped(priced)
@@ -228,7 +237,7 @@ def focus_rows(calls: pl.DataFrame, registry: Registry, *, month: date) -> Focus
         grouped.join(_agent_table(registry), on="agent_id", how="left")
         .join(_department_table(registry), on="department_id", how="left")
         .select(_columns(month))
-        .sort("ChargePeriodStart", "ResourceId", "ProviderName", "SkuId", nulls_last=True)
+        .sort("ChargePeriodStart", "ResourceId", "ProviderName", "SkuId", "Tags", nulls_last=True)
     )
     return FocusExport(
         rows=rows,
@@ -275,12 +284,14 @@ def _agent_table(registry: Registry) -> pl.DataFrame:
             "agent_name": agent.spec.name,
             "team": agent.spec.team,
             "owner": agent.spec.owner,
-            # an agent declared in one environment is known to be there; several leave it unknown
-            "environment": agent.spec.environments[0] if len(agent.spec.environments or ()) == 1 else None,
+            # for calls that named no environment: an agent declared in exactly one is known to be there
+            "declared_environment": agent.spec.environments[0]
+            if len(agent.spec.environments or ()) == 1
+            else None,
         }
         for agent in registry.agents.values()
     ]
-    schema = dict.fromkeys(("agent_id", "agent_name", "team", "owner", "environment"), pl.String)
+    schema = dict.fromkeys(("agent_id", "agent_name", "team", "owner", "declared_environment"), pl.String)
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -362,17 +373,17 @@ def _service_name() -> pl.Expr:
 
 
 _TAG_SOURCES = {
-    "team": "team",
-    "agent": "resource_id",
-    "department": "department_id",
-    "cost_centre": "cost_centre",
-    "environment": "environment",
+    "team": pl.col("team"),
+    "agent": pl.col("resource_id"),
+    "department": pl.col("department_id"),
+    "cost_centre": pl.col("cost_centre"),
+    "environment": pl.coalesce("environment", "declared_environment"),  # the call's own, else the registry's
 }
 
 
 def _tags() -> pl.Expr:
     """A JSON object of the known tags: FOCUS Tags leave unknown keys out rather than null."""
-    fields = pl.struct(**{tag: pl.col(source) for tag, source in _TAG_SOURCES.items()})
+    fields = pl.struct(**_TAG_SOURCES)
     return fields.map_elements(_tag_json, return_dtype=pl.String)
 
 

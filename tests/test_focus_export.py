@@ -290,6 +290,7 @@ def priced_call(**fields) -> dict:
         "observed_identity": "claims/triage-api",
         "department_id": "claims",
         "cost_centre": "CC-4100",
+        "environment": "production",
         "provider": "openai",
         "model": "gpt-4o",
         "input_tokens": 100,
@@ -309,7 +310,15 @@ def test_rows_group_calls_by_day_agent_provider_and_model_and_count_unpriced_one
         priced_call(),
         priced_call(cost_usd=Decimal("123456789.123456789012"), price_source="override", total_tokens=None),
         priced_call(day=date(2026, 11, 4)),
-        priced_call(agent_id=None, department_id=None, cost_centre=None, observed_identity="skunkworks"),
+        priced_call(environment="staging"),
+        priced_call(day=date(2026, 11, 4), environment=None),  # claims-triage is registered for two
+        priced_call(
+            agent_id=None,
+            department_id=None,
+            cost_centre=None,
+            environment=None,
+            observed_identity="skunkworks",
+        ),
         priced_call(
             model="mystery-1", cost_usd=None, price_source="unpriced", input_tokens=7, total_tokens=9
         ),
@@ -321,15 +330,19 @@ def test_rows_group_calls_by_day_agent_provider_and_model_and_count_unpriced_one
     rows = export.rows.to_dicts()
     assert [(r["ChargePeriodStart"].day, r["ResourceId"], r["x_Calls"]) for r in rows] == [
         (3, "claims-triage", 2),
+        (3, "claims-triage", 1),
         (3, "skunkworks", 1),
         (4, "claims-triage", 1),
+        (4, "claims-triage", 1),
     ]
+    environments = [json.loads(r["Tags"]).get("environment") for r in rows]
+    assert environments == ["production", "staging", None, "production", None]
     assert rows[0]["BilledCost"] == Decimal("123456789.123456789013")  # exact, not a float sum
     assert rows[0]["ConsumedQuantity"] == 220 and rows[0]["x_PriceSource"] == "catalogue,override"
     assert rows[0]["SkuPriceId"] == "openai/gpt-4o:catalogue,override"
-    assert rows[1]["SubAccountId"] is None and json.loads(rows[1]["Tags"]) == {"agent": "skunkworks"}
+    assert rows[2]["SubAccountId"] is None and json.loads(rows[2]["Tags"]) == {"agent": "skunkworks"}
     assert (export.unpriced_calls, export.unpriced_tokens) == (1, 9)
-    assert export.summary()["billed_cost_usd"] == "123456789.123456789015"
+    assert export.summary()["billed_cost_usd"] == "123456789.123456789017"
     empty = focus_rows(frame.clear(), Registry(), month=date(2026, 11, 1))
     assert empty.summary() | {"month": None} == {
         "focus_version": "1.0",

@@ -22,6 +22,7 @@ EXPORT_COLUMNS = (
     "observed_identity",
     "department_id",
     "cost_centre",
+    "environment",
     "provider",
     "model",
     "input_tokens",
