@@ -8,7 +8,9 @@ the retry anti-join), the COMMIT (the write-ahead log), and a final CHECKPOINT (
 into the file, which the server does every ~650k spans), so the total is what a span costs the
 writer. CPU is the process's (the writer thread and DuckDB's threads); decode is not counted.
 
-    python bench/writer.py [--requests 400] [--group 20] [--repeat 2] [--set NAME=VALUE] [--json]
+    python bench/writer.py [--requests 400] [--group 20] [--repeat 2] [--set NAME=VALUE] [--plain] [--json]
+
+`--plain` inserts without the anti-join, to measure what storing the rows costs DuckDB itself.
 """
 
 from __future__ import annotations
@@ -54,7 +56,24 @@ def _tables(requests: int) -> list[pa.Table]:
     return [decode("traces", stream.next_body()[0], "protobuf", None, LIMIT).table for _ in range(requests)]
 
 
-def replay(tables: list[pa.Table], group: int, directory: Path, settings: list[str]) -> dict[str, object]:
+def _plain_insert(writer: Writer):
+    """The writer's INSERT without the retry anti-join: what storing the rows alone costs DuckDB."""
+
+    def insert(table: str, rows: pa.Table) -> int:
+        writer._con.register("incoming", writer._resources.keyed(rows, writer._unseen))
+        try:
+            sql = f"INSERT INTO {table} BY NAME SELECT *, now() AS received_at, $seq AS ingest_seq"
+            sql += " FROM incoming"
+            return writer._con.execute(sql, {"seq": writer._seq}).fetchall()[0][0]
+        finally:
+            writer._con.unregister("incoming")
+
+    return insert
+
+
+def replay(
+    tables: list[pa.Table], group: int, directory: Path, settings: list[str], plain: bool = False
+) -> dict[str, object]:
     """Commit `tables` in groups into a fresh warehouse under `directory`; the figures per row."""
     con = open_warehouse(directory / "replay.duckdb", memory_limit="256MB", checkpoint_threshold="1GB")
     for setting in settings:  # an experiment: `--set name=value`, a DuckDB setting
@@ -62,7 +81,7 @@ def replay(tables: list[pa.Table], group: int, directory: Path, settings: list[s
         con.execute(f"SET {name} = ?", [value])
     writer = Writer(con.cursor())
     clock = _Clock()
-    insert = writer._insert
+    insert = _plain_insert(writer) if plain else writer._insert
 
     def timed_insert(table: str, rows: pa.Table) -> int:
         wall, cpu = _now()
@@ -101,18 +120,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", type=int, default=20, help="requests per commit")
     parser.add_argument("--repeat", type=int, default=2, help="replays, each into a fresh file")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a DuckDB setting")
+    parser.add_argument(
+        "--plain", action="store_true", help="INSERT without the retry anti-join: DuckDB's own cost"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     tables = _tables(args.requests)
     runs = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
-            runs.append(replay(tables, args.group, Path(tmp), args.set))
+            runs.append(replay(tables, args.group, Path(tmp), args.set, args.plain))
     load = os.getloadavg()[0]
     if args.json:
         print(json.dumps({"load_average_1m": load, "runs": runs}))
         return 0
-    print(f"load average (1 min) {load:.2f}; µs per row; {args.requests} requests, {args.group} per commit")
+    plain = ", plain INSERT (no anti-join)" if args.plain else ""
+    shape = f"{args.requests} requests, {args.group} per commit{plain}"
+    print(f"load average (1 min) {load:.2f}; µs per row; {shape}")
     for run in runs:
         print(
             f"rows {run['rows']:,}  WAL {run['wal_mb']} MB  file {run['file_mb']} MB  "
