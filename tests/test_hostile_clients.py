@@ -277,3 +277,28 @@ def test_a_grpc_call_stalled_mid_message_is_cut_off_with_its_connection_and_othe
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value
     finally:
         aged.stop()
+
+
+def test_idle_grpc_connections_are_closed_and_others_are_served(tmp_path):
+    # Connections that finish the HTTP/2 handshake and then send nothing hold a socket and memory
+    # each; the idle limit closes them (GOAWAY, then close), as it would after the default 300 s.
+    idle = start_server(tmp_path / "data", decode_workers=1, grpc_max_connection_idle_seconds=1.0)
+    preface = (
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    )  # + empty SETTINGS
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(50):
+            socks.append(connect(grpc_port(idle)))
+            socks[-1].sendall(preface)
+        closed: list[bool] = []
+        under_abuse(
+            idle,
+            "50 idle HTTP/2 connections, idle limit 1 s",
+            lambda: closed.extend(closed_by_server(sock, 10) for sock in socks),
+        )
+        assert all(closed)
+    finally:
+        for sock in socks:
+            sock.close()
+        idle.stop()
