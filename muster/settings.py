@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     checkpoint_threshold: str = Field(
         "1GB",
         pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
-        description="Write-ahead log size that triggers a checkpoint; the writer also checkpoints when idle.",
+        description="Write-ahead log size that triggers a checkpoint; the writer also checkpoints when idle,"
+        " and in a lull once a row group's worth of rows was committed.",
     )
     retry_after_seconds: float = Field(
         1.0, gt=0, description="Back-off suggested to throttled exporters (RetryInfo / Retry-After)."

@@ -194,3 +194,34 @@ def test_shutdown_commits_what_is_queued(warehouse):
     writer.shutdown()
     assert all(f.done() and f.exception() is None for f in futures)
     assert count(warehouse) == 20
+
+
+def test_a_lull_checkpoints_once_a_row_group_was_committed(tmp_path, monkeypatch):
+    # Checkpoints block commits for as long as they run, so they are kept about one row group
+    # (CHECKPOINT_ROWS) long rather than left to the 1 GB WAL threshold; neither idleness nor age
+    # can trigger one here.
+    import time
+
+    from warehouse import writer as writer_module
+    from warehouse.database import open_warehouse
+
+    monkeypatch.setattr(writer_module, "IDLE_CHECKPOINT_SECONDS", 3600.0)
+    monkeypatch.setattr(writer_module, "MAX_CHECKPOINT_AGE_SECONDS", 3600.0)
+    monkeypatch.setattr(writer_module, "CHECKPOINT_ROWS", 100)
+    con = open_warehouse(tmp_path / "muster.duckdb", checkpoint_threshold="1GB")
+    wal = tmp_path / "muster.duckdb.wal"
+    writer = Writer(con.cursor())
+    writer.start()
+    try:
+        writer.submit(WriteBatch("spans", spans(list(range(60))))).result(10)
+        time.sleep(0.5)
+        assert wal.exists() and wal.stat().st_size > 0  # 60 rows: not yet
+        writer.submit(WriteBatch("spans", spans(list(range(60, 120))))).result(10)
+        deadline = time.monotonic() + 10
+        while wal.exists() and wal.stat().st_size > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not wal.exists() or wal.stat().st_size == 0  # 120 rows: folded into the file
+        assert count(con.cursor()) == 120
+    finally:
+        writer.shutdown()
+        con.close()
