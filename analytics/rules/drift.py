@@ -263,8 +263,9 @@ def _expensive(ctx: DetectionContext, calls: pl.DataFrame) -> Iterator[Finding]:
         if over.is_empty():
             continue
         currency = policy.max_cost_per_call_currency
-        cap = f"{policy.max_cost_per_call} {currency}"
-        cap = f"${policy.max_cost_per_call}" if currency == "USD" else f"{cap} (${money(cap_usd)})"
+        cap = f"${policy.max_cost_per_call}"
+        if currency != "USD":
+            cap = f"{policy.max_cost_per_call} {currency} (${money(cap_usd)})"
         yield Finding(
             COST_PER_CALL,
             "agent",

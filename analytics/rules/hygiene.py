@@ -66,7 +66,8 @@ def _budgets(ctx: DetectionContext) -> Iterator[Finding]:
 def _policies(ctx: DetectionContext) -> Iterator[Finding]:
     for policy in ctx.registry.policies.values():
         spec = policy.spec
-        if spec.max_cost_per_call is None or exchange_rate(spec.currency, ctx.config.exchange_rates):
+        rate = exchange_rate(spec.currency, ctx.config.exchange_rates)
+        if spec.max_cost_per_call is None or rate is not None:
             continue
         yield Finding(
             POLICY_NOT_EVALUATED,
