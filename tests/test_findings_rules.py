@@ -331,18 +331,24 @@ def test_missing_required_resource_attributes_and_forbidden_content_capture():
     assert beyond_hygiene(run(drift_identities=identities(identity()))) == set()
 
 
-def test_calls_above_the_policy_cap_per_call():
-    calls = pl.DataFrame(
+def triage_calls(*costs: str) -> pl.DataFrame:
+    """Triage's gpt-4o calls, traces t1, t2, …, costing `costs` in USD."""
+    n = len(costs)
+    return pl.DataFrame(
         {
-            "agent_id": ["triage", "triage"],
-            "department_id": ["research"] * 2,
-            "provider": ["openai"] * 2,
-            "model": ["gpt-4o"] * 2,
-            "trace_id": ["t1", "t2"],
-            "start_time": [NAIVE_NOW] * 2,
-            "cost_usd": [Decimal("1.50"), Decimal("1.00")],
+            "agent_id": ["triage"] * n,
+            "department_id": ["research"] * n,
+            "provider": ["openai"] * n,
+            "model": ["gpt-4o"] * n,
+            "trace_id": [f"t{i + 1}" for i in range(n)],
+            "start_time": [NAIVE_NOW] * n,
+            "cost_usd": [Decimal(cost) for cost in costs],
         }
     )
+
+
+def test_calls_above_the_policy_cap_per_call():
+    calls = triage_calls("1.50", "1.00")
     found = run(expensive_calls=calls)["drift.cost_per_call_exceeded"]
     assert found[0].evidence["calls_over"] == 1 and found[0].evidence["max_cost_usd"] == "1.5000"
     assert beyond_hygiene(run(expensive_calls=calls.filter(pl.col("trace_id") == "t2"))) == set()
@@ -355,17 +361,7 @@ def test_a_cap_per_call_in_another_currency_is_converted_or_reported_unchecked()
         "spec: {department: research, allowContentCapture: false, maxCostPerCall: 1.2, currency: EUR}",
     )
     registry = load_texts({"r.yaml": eur_cap})
-    calls = pl.DataFrame(
-        {
-            "agent_id": ["triage", "triage"],
-            "department_id": ["research"] * 2,
-            "provider": ["openai"] * 2,
-            "model": ["gpt-4o"] * 2,
-            "trace_id": ["t1", "t2"],
-            "start_time": [NAIVE_NOW] * 2,
-            "cost_usd": [Decimal("1.50"), Decimal("1.30")],  # the cap is $1.32 at 1.10 USD per EUR
-        }
-    )
+    calls = triage_calls("1.50", "1.30")  # the cap is $1.32 at 1.10 USD per EUR
     rated = DetectionConfig(exchange_rates={"EUR": Decimal("1.10")})
     found = run(registry=registry, config=rated, expensive_calls=calls)
     (over,) = found["drift.cost_per_call_exceeded"]
